@@ -1,0 +1,149 @@
+package conventions
+
+// Resource attributes the sidecar sets on logs and spans (OTel semantic
+// conventions where one exists).
+const (
+	AttrServiceName     = "service.name"
+	AttrServiceVersion  = "service.version" // the revision
+	AttrOriginalVersion = "opsight.original_version"
+	AttrCluster         = "k8s.cluster.name"
+	AttrNamespace       = "k8s.namespace.name"
+	AttrPod             = "k8s.pod.name"
+	AttrContainer       = "k8s.container.name"
+	AttrNode            = "k8s.node.name"
+	AttrZone            = "cloud.availability_zone"
+	AttrNodePool        = "k8s.node_pool.name"
+	AttrLogFilePath     = "log.file.path"
+	AttrReconcileIDSpan = "reconcile.id" // default span attribute carrying the correlation key
+	AttrControllerSpan  = "controller"
+)
+
+// Log record attributes set by the enrichment processor. They become Loki
+// structured metadata under the same names.
+const (
+	LogTraceID     = "trace_id"
+	LogSpanID      = "span_id"
+	LogLevel       = "level"
+	LogController  = "controller"
+	LogReconcileID = "reconcile_id"
+	LogRisk        = "risk"
+	LogCorrelation = "correlation"
+	LogObjectNS    = "k8s.object.namespace"
+	LogObjectName  = "k8s.object.name"
+	LogParseError  = "opsight.parse_error" // reason a line could not be parsed as JSON; absent when it could
+	LogTruncated   = "opsight.truncated"   // set when the line exceeded max_line_size
+)
+
+// Correlation kinds: how a log line got its trace context.
+const (
+	CorrelationField = "field"
+	CorrelationJoin  = "join"
+	CorrelationNone  = "none" // metric label only; never written on a record
+)
+
+// Default correlation key: controller-runtime's log field and the span attribute.
+const (
+	DefaultLogCorrelationKey  = "reconcileID"
+	DefaultSpanCorrelationKey = AttrReconcileIDSpan
+)
+
+// Loki stream labels (index, low cardinality) and structured metadata keys.
+const (
+	LabelCluster     = "cluster"
+	LabelNamespace   = "namespace"
+	LabelPod         = "pod"
+	LabelContainer   = "container"
+	LabelServiceName = "service_name"
+	LabelRevision    = "revision"
+
+	MetaNode = "node"
+	MetaZone = "zone"
+)
+
+// LokiLabels maps each Loki stream label to the resource attribute it comes from.
+var LokiLabels = []struct{ Label, Resource string }{
+	{LabelCluster, AttrCluster},
+	{LabelNamespace, AttrNamespace},
+	{LabelPod, AttrPod},
+	{LabelContainer, AttrContainer},
+	{LabelServiceName, AttrServiceName},
+	{LabelRevision, AttrServiceVersion},
+}
+
+// LokiStructuredMetadata lists the structured metadata keys, in output order:
+// log record attributes first, then the two resource attributes node and zone.
+var LokiStructuredMetadata = []struct{ Key, LogAttr, Resource string }{
+	{LogTraceID, LogTraceID, ""},
+	{LogSpanID, LogSpanID, ""},
+	{LogLevel, LogLevel, ""},
+	{LogController, LogController, ""},
+	{LogReconcileID, LogReconcileID, ""},
+	{LogRisk, LogRisk, ""},
+	{LogCorrelation, LogCorrelation, ""},
+	{MetaNode, "", AttrNode},
+	{MetaZone, "", AttrZone},
+}
+
+// ForbiddenLokiLabels may never be stream labels: unbounded cardinality.
+var ForbiddenLokiLabels = []string{LogTraceID, LogSpanID, LogReconcileID}
+
+// Span-derived metrics (OTel spanmetrics connector names).
+const (
+	MetricSpanDuration = "traces_span_metrics_duration_seconds"
+	MetricSpanCalls    = "traces_span_metrics_calls_total"
+)
+
+// SpanMetricLabels are the labels of the span-derived metrics, in order.
+var SpanMetricLabels = []string{"service_name", "span_name", "span_kind", "status_code", "revision", "namespace", "cluster"}
+
+// The sidecar's own metrics.
+const (
+	MetricLogRecords     = "opsight_log_records_total"      // level, revision
+	MetricLogRisk        = "opsight_log_risk_total"         // pattern, revision
+	MetricLogCorrelated  = "opsight_log_correlated_total"   // correlation
+	MetricLogParseErrors = "opsight_log_parse_errors_total" // reason
+	MetricTailLagBytes   = "opsight_tail_lag_bytes"         // file
+	MetricTailRotations  = "opsight_tail_rotations_total"
+	MetricExportSent     = "opsight_export_sent_total"    // exporter
+	MetricExportFailed   = "opsight_export_failed_total"  // exporter, reason
+	MetricExportQueue    = "opsight_export_queue_size"    // exporter
+	MetricExportDropped  = "opsight_export_dropped_total" // exporter, reason
+)
+
+// Release gate verdicts and exit codes.
+const (
+	VerdictPass         = "pass"
+	VerdictFail         = "fail"
+	VerdictInconclusive = "inconclusive"
+
+	ExitPass         = 0
+	ExitFail         = 1
+	ExitInconclusive = 2
+	ExitError        = 3
+)
+
+// Sidecar environment settings (used when run without --config).
+const (
+	EnvLogInclude   = "OPSIGHT_LOG_INCLUDE"
+	EnvRevision     = "OPSIGHT_REVISION"
+	EnvLokiURL      = "OPSIGHT_LOKI_URL"
+	EnvTracesURL    = "OPSIGHT_TRACES_URL"
+	EnvOTLPGRPCAddr = "OPSIGHT_OTLP_GRPC_ADDR"
+	EnvOTLPHTTPAddr = "OPSIGHT_OTLP_HTTP_ADDR"
+	EnvMetricsAddr  = "OPSIGHT_METRICS_ADDR"
+	EnvStateDir     = "OPSIGHT_STATE_DIR"
+	EnvCluster      = "OPSIGHT_CLUSTER"
+	EnvPodName      = "POD_NAME"
+	EnvPodNamespace = "POD_NAMESPACE"
+	EnvNodeName     = "NODE_NAME"
+	EnvContainer    = "CONTAINER_NAME"
+	EnvZone         = "OPSIGHT_ZONE"
+	EnvNodePool     = "OPSIGHT_NODE_POOL"
+	EnvServiceName  = "OPSIGHT_SERVICE_NAME"
+	EnvPodImage     = "OPSIGHT_POD_IMAGE" // the operator's image; its tag is the default revision
+
+	DefaultOTLPGRPCAddr = "127.0.0.1:4317"
+	DefaultOTLPHTTPAddr = "127.0.0.1:4318"
+	DefaultMetricsAddr  = ":9464"
+	DefaultStateDir     = "/var/lib/opsight"
+)

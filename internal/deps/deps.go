@@ -1,0 +1,26 @@
+package deps
+
+import (
+	_ "github.com/golang/snappy"
+	_ "github.com/grafana/loki/pkg/push"
+	_ "github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
+	_ "github.com/prometheus/client_golang/prometheus"
+	_ "github.com/prometheus/common/expfmt"
+	_ "go.opentelemetry.io/collector/component"
+	_ "go.opentelemetry.io/collector/confmap/provider/envprovider"
+	_ "go.opentelemetry.io/collector/confmap/provider/fileprovider"
+	_ "go.opentelemetry.io/collector/confmap/provider/yamlprovider"
+	_ "go.opentelemetry.io/collector/exporter/debugexporter"
+	_ "go.opentelemetry.io/collector/exporter/exporterhelper"
+	_ "go.opentelemetry.io/collector/exporter/exportertest"
+	_ "go.opentelemetry.io/collector/exporter/otlpexporter"
+	_ "go.opentelemetry.io/collector/exporter/otlphttpexporter"
+	_ "go.opentelemetry.io/collector/extension/xextension/storage"
+	_ "go.opentelemetry.io/collector/otelcol"
+	_ "go.opentelemetry.io/collector/pdata/plog"
+	_ "go.opentelemetry.io/collector/processor/batchprocessor"
+	_ "go.opentelemetry.io/collector/processor/memorylimiterprocessor"
+	_ "go.opentelemetry.io/collector/processor/processortest"
+	_ "go.opentelemetry.io/collector/receiver/otlpreceiver"
+	_ "go.opentelemetry.io/collector/receiver/receivertest"
+)
