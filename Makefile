@@ -1,0 +1,39 @@
+# The two commands of the README:
+#   make demo   simulated operator + sidecar on the embedded default, prints a summary
+#   make test   everything CI runs (.ci/run calls it)
+GO      ?= go
+BIN     := $(CURDIR)/.bin
+FUZZTIME ?= 5s
+
+.PHONY: demo test tools lint unit fuzz bench
+
+demo:
+	$(GO) run ./operator-sidecar demo
+
+test: tools lint unit fuzz
+
+# Real third-party programs the tests drive, built from their tool modules.
+tools: $(BIN)/prometheus $(BIN)/promtool $(BIN)/helm
+
+$(BIN)/prometheus:
+	cd tools/prometheus && $(GO) build -o $@ github.com/prometheus/prometheus/cmd/prometheus
+$(BIN)/promtool:
+	cd tools/prometheus && $(GO) build -o $@ github.com/prometheus/prometheus/cmd/promtool
+$(BIN)/helm:
+	cd tools/helm && $(GO) build -o $@ helm.sh/helm/v3/cmd/helm
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: the files above need gofmt -w'; exit 1; }
+	$(GO) vet ./...
+	cd instrument && $(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 -timeout 45m ./...
+	cd instrument && $(GO) test -count=1 ./...
+
+# Every fuzz target runs for a bounded time.
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./collector/... ./releasegate/...

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+
+	"github.com/opsight/opsight/internal/simoperator"
+)
+
+// steadyResult is opsight's footprint at a steady load.
+type steadyResult struct {
+	rssMedian, rssMax, peak int64
+	cores                   float64 // CPU time / wall time over the second half
+	linesIn, linesOut       int64
+	spansIn, spansOut       int64
+}
+
+// runSteady runs the sidecar exactly as the chart does (env mode: file_storage
+// persistent queues, the otlp receiver, span metrics) while a generator
+// writes steadyLines log lines and sends steadySpans spans a second, in
+// 100 ms ticks; the spans belong to reconciles whose lines are in the log, so
+// the late join works as in production. RSS is sampled every second.
+func runSteady(o options, bin string, sk *sink, work string) (steadyResult, error) {
+	var res steadyResult
+	dir := filepath.Join(work, "steady")
+	otlpHTTP, err := freeAddr()
+	if err != nil {
+		return res, err
+	}
+	grpcAddr, _ := freeAddr()
+	metricsAddr, _ := freeAddr()
+	pod := "etcd-operator-steady"
+	logDir := simoperator.PodLogDir(filepath.Join(dir, "pods"), "ops", pod, "uid-steady", "manager")
+	w, err := simoperator.NewCRIWriter(logDir, 10<<20, 5)
+	if err != nil {
+		return res, err
+	}
+	defer w.Close()
+	logf, err := os.Create(filepath.Join(dir, "sidecar.log"))
+	if err != nil {
+		return res, err
+	}
+	defer logf.Close()
+	sk.reset(0)
+	cmd := exec.Command(bin)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(),
+		"OPSIGHT_LOG_INCLUDE="+filepath.Join(dir, "pods", "*", "*", "*.log*"),
+		"OPSIGHT_STATE_DIR="+filepath.Join(dir, "state"),
+		"OPSIGHT_REVISION=v1.0.0",
+		"OPSIGHT_CLUSTER=bench",
+		"OPSIGHT_LOKI_URL="+sk.URL()+"/loki/api/v1/push",
+		"OPSIGHT_TRACES_URL="+sk.URL(),
+		"OPSIGHT_OTLP_HTTP_ADDR="+otlpHTTP,
+		"OPSIGHT_OTLP_GRPC_ADDR="+grpcAddr,
+		"OPSIGHT_METRICS_ADDR="+metricsAddr,
+		"POD_NAMESPACE=ops", "POD_NAME="+pod,
+	)
+	if err := cmd.Start(); err != nil {
+		return res, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer stop(cmd, exited)
+	if err := waitHTTP("http://"+metricsAddr+"/metrics", 30*time.Second); err != nil {
+		return res, fmt.Errorf("sidecar not ready: %v (log %s)", err, logf.Name())
+	}
+	if err := waitHTTP("http://"+otlpHTTP+"/v1/traces", 30*time.Second); err != nil {
+		return res, fmt.Errorf("sidecar OTLP receiver not ready: %v (log %s)", err, logf.Name())
+	}
+
+	g := newLineGen(7)
+	client := &http.Client{Timeout: 5 * time.Second}
+	const tick = 100 * time.Millisecond
+	linesPerTick, spansPerTick := o.steadyLines/10, o.steadySpans/10
+	start := time.Now()
+	half := start.Add(o.steady / 2)
+	var rss []int64
+	var cpuHalf time.Duration
+	nextSample := start.Add(time.Second)
+	for t := start; time.Since(start) < o.steady; t = t.Add(tick) {
+		time.Sleep(time.Until(t))
+		select {
+		case err := <-exited:
+			return res, fmt.Errorf("sidecar exited during the steady run: %v (log %s)", err, logf.Name())
+		default:
+		}
+		recs := map[string]reconcile{}
+		now := time.Now()
+		for i := 0; i < linesPerTick; i++ {
+			line := g.next()
+			if len(recs) < spansPerTick {
+				recs[g.rec.id] = g.rec
+			}
+			if err := w.WriteLine(now, "stderr", string(line)); err != nil {
+				return res, err
+			}
+		}
+		res.linesIn += int64(linesPerTick)
+		n, err := sendSpans(client, "http://"+otlpHTTP, recs, now)
+		if err != nil {
+			return res, err
+		}
+		res.spansIn += int64(n)
+		if time.Now().After(nextSample) {
+			nextSample = nextSample.Add(time.Second)
+			ps, err := readProc(cmd.Process.Pid)
+			if err != nil {
+				return res, err
+			}
+			if time.Now().After(half) {
+				if cpuHalf == 0 {
+					cpuHalf = ps.cpu
+				}
+				rss = append(rss, ps.rss)
+			}
+		}
+	}
+	end := time.Now()
+	ps, err := readProc(cmd.Process.Pid)
+	if err != nil {
+		return res, err
+	}
+	res.peak = ps.peakRSS
+	res.cores = (ps.cpu - cpuHalf).Seconds() / end.Sub(half).Seconds()
+	sort.Slice(rss, func(i, j int) bool { return rss[i] < rss[j] })
+	if len(rss) > 0 {
+		res.rssMedian, res.rssMax = rss[len(rss)/2], rss[len(rss)-1]
+	}
+	// Let the queues drain so the delivered counts are final.
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && (sk.records.Load() < res.linesIn || sk.spans.Load() < res.spansIn) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	res.linesOut, res.spansOut = sk.records.Load(), sk.spans.Load()
+	return res, nil
+}
+
+// sendSpans posts one Reconcile span per reconcile over OTLP/HTTP.
+func sendSpans(c *http.Client, base string, recs map[string]reconcile, now time.Time) (int, error) {
+	if len(recs) == 0 {
+		return 0, nil
+	}
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "etcd-operator")
+	rs.Resource().Attributes().PutStr("service.version", "v1.0.0")
+	ss := rs.ScopeSpans().AppendEmpty().Spans()
+	for _, r := range recs {
+		sp := ss.AppendEmpty()
+		var tid pcommon.TraceID
+		var sid pcommon.SpanID
+		_, _ = hex.Decode(tid[:], []byte(r.traceID))
+		_, _ = hex.Decode(sid[:], []byte(r.spanID))
+		sp.SetTraceID(tid)
+		sp.SetSpanID(sid)
+		sp.SetName("Reconcile")
+		sp.SetKind(ptrace.SpanKindServer)
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now.Add(-20 * time.Millisecond)))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now))
+		sp.Attributes().PutStr("reconcile.id", r.id)
+		sp.Attributes().PutStr("controller", r.controller)
+	}
+	body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.Post(base+"/v1/traces", "application/x-protobuf", bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("sidecar answered %d to a span export", resp.StatusCode)
+	}
+	return len(recs), nil
+}
+
+// waitHTTP polls url until anything answers (any status) or timeout.
+func waitHTTP(url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -1,0 +1,197 @@
+package operatorenrichprocessor
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/opsight/opsight/internal/conventions"
+)
+
+// shared is one component ID's state, common to its logs and traces
+// processors: the span index the late join reads, the resolved settings and
+// counters, and the count of held lines.
+type shared struct {
+	e     *enricher
+	index *spanIndex
+	held  atomic.Int64 // log records in batches currently held for the join
+	refs  int          // started processors (guarded by the factory's mutex)
+}
+
+// logsProcessor enriches log records and holds batches for the late join.
+type logsProcessor struct {
+	sh *shared
+	e  *enricher
+
+	stopOnce sync.Once
+	stop     chan struct{} // closed on Shutdown: held batches go at once
+	holding  sync.WaitGroup
+	stopped  atomic.Bool
+}
+
+func newLogsProcessor(sh *shared) *logsProcessor {
+	return &logsProcessor{sh: sh, e: sh.e, stop: make(chan struct{})}
+}
+
+// processLogs enriches in place; processorhelper forwards the batch (whole,
+// in order) once this returns, so ConsumeLogs returns only after that.
+func (p *logsProcessor) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, error) {
+	b := p.e.getBatch()
+	defer putBatch(b)
+	p.e.enrichLogs(ld, b)
+	if len(b.pending) > 0 {
+		p.join(ctx, b)
+	}
+	p.e.count(b)
+	return ld, nil
+}
+
+// join gives keyed lines without trace context the trace and span of the
+// span that carried the same key. When spans may still come (keyed spans
+// were seen within active_window), the batch is held up to wait for them,
+// re-checking as spans arrive; beyond max_held held lines, or on Shutdown
+// or a cancelled context, it goes on unjoined. Nothing is ever dropped.
+func (p *logsProcessor) join(ctx context.Context, b *batch) {
+	now := p.e.now()
+	remaining, _ := p.sh.index.resolve(b.pending, now, false)
+	if remaining > 0 && p.e.wait > 0 && !p.stopped.Load() && p.sh.index.active(now, p.e.activeWindow) {
+		n := int64(b.records)
+		if p.sh.held.Add(n) <= int64(p.e.maxHeld) {
+			p.hold(ctx, b)
+		}
+		p.sh.held.Add(-n)
+	}
+	for i := range b.pending {
+		pl := &b.pending[i]
+		if !pl.found {
+			continue
+		}
+		pl.lr.SetTraceID(pl.trace)
+		attrs := pl.lr.Attributes()
+		attrs.PutStr(conventions.LogTraceID, traceHex(pl.trace, ""))
+		if !pl.span.IsEmpty() {
+			pl.lr.SetSpanID(pl.span)
+			attrs.PutStr(conventions.LogSpanID, spanHex(pl.span, ""))
+		}
+		attrs.PutStr(conventions.LogCorrelation, conventions.CorrelationJoin)
+		b.join++
+	}
+}
+
+func (p *logsProcessor) hold(ctx context.Context, b *batch) {
+	p.holding.Add(1)
+	defer p.holding.Done()
+	timer := time.NewTimer(p.e.wait)
+	defer timer.Stop()
+	for {
+		remaining, woken := p.sh.index.resolve(b.pending, p.e.now(), true)
+		if remaining == 0 {
+			return
+		}
+		select {
+		case <-woken:
+		case <-timer.C:
+			p.sh.index.resolve(b.pending, p.e.now(), false) // spans that came with the deadline
+			return
+		case <-p.stop:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (p *logsProcessor) shutdown(ctx context.Context) error {
+	p.stopped.Store(true)
+	p.stopOnce.Do(func() { close(p.stop) })
+	done := make(chan struct{})
+	go func() { p.holding.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// tracesProcessor stamps span resources and records keyed spans in the index.
+type tracesProcessor struct {
+	sh *shared
+	e  *enricher
+}
+
+var keyedPool = sync.Pool{New: func() any { s := make([]keyedSpan, 0, 64); return &s }}
+
+func (p *tracesProcessor) processTraces(_ context.Context, td ptrace.Traces) (ptrace.Traces, error) {
+	kp := keyedPool.Get().(*[]keyedSpan)
+	keyed := (*kp)[:0]
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		rs := rss.At(i)
+		p.e.stampResource(rs.Resource().Attributes())
+		sss := rs.ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				sp := spans.At(k)
+				v, ok := sp.Attributes().Get(p.e.spanAttr)
+				if !ok || sp.TraceID().IsEmpty() {
+					continue
+				}
+				key := v.AsString()
+				if key == "" {
+					continue
+				}
+				keyed = append(keyed, keyedSpan{key: key, trace: sp.TraceID(), span: sp.SpanID(), parent: sp.ParentSpanID()})
+			}
+		}
+	}
+	p.sh.index.add(keyed, p.e.now())
+	clear(keyed)
+	*kp = keyed[:0]
+	keyedPool.Put(kp)
+	return td, nil
+}
+
+// lifecycle reference-counts a processor's use of its shared state (like
+// the collector's sharedcomponent): the state lives while any is started.
+type lifecycle struct {
+	f       *enrichFactory
+	id      component.ID
+	sh      *shared
+	started bool
+	onStop  func(context.Context) error
+}
+
+func (l *lifecycle) start(context.Context, component.Host) error {
+	l.f.mu.Lock()
+	defer l.f.mu.Unlock()
+	if !l.started {
+		l.started = true
+		l.sh.refs++
+		l.f.shared[l.id] = l.sh
+	}
+	return nil
+}
+
+func (l *lifecycle) shutdown(ctx context.Context) error {
+	var err error
+	if l.onStop != nil {
+		err = l.onStop(ctx)
+	}
+	l.f.mu.Lock()
+	defer l.f.mu.Unlock()
+	if l.started {
+		l.started = false
+		l.sh.refs--
+		if l.sh.refs == 0 && l.f.shared[l.id] == l.sh {
+			delete(l.f.shared, l.id) // the index goes with the last user
+		}
+	}
+	return err
+}

@@ -1,0 +1,578 @@
+package operatorlogsreceiver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/receiverhelper"
+	"go.uber.org/zap"
+
+	"github.com/opsight/opsight/internal/conventions"
+	"github.com/opsight/opsight/internal/selftelemetry"
+)
+
+// Names this receiver writes that internal/conventions does not hold yet.
+const (
+	attrIOStream   = "log.iostream" // OTel semantic convention
+	attrPodUID     = "k8s.pod.uid"  // OTel semantic convention
+	reasonBadFrame = "bad_framing"  // opsight.parse_error value for a broken CRI/docker frame
+	scopeName      = "github.com/opsight/opsight/collector/receiver/operatorlogsreceiver"
+)
+
+const (
+	// maxReadPerPoll keeps one file with a large backlog from starving the
+	// others: after this many bytes the next file gets its turn.
+	maxReadPerPoll = 8 << 20
+	minBufSize     = 1 << 20
+	// Retry of a batch refused by the pipeline (memory_limiter, a full queue).
+	retryInitial = 100 * time.Millisecond
+	retryMax     = 5 * time.Second
+	// A file no include path leads to is closed after this many polls in a
+	// row that read nothing: the runtime may still write to the renamed file
+	// briefly after kubelet's rename.
+	goneIdlePolls = 2
+)
+
+func zapPath(p string) zap.Field               { return zap.String("path", p) }
+func zapInt64(k string, v int64) zap.Field     { return zap.Int64(k, v) }
+func nowTimestamp() pcommon.Timestamp          { return pcommon.NewTimestampFromTime(time.Now()) }
+func isCompressed(p string) bool               { return strings.HasSuffix(p, ".gz") }
+func sameFile(a, b os.FileInfo) bool           { return a != nil && b != nil && os.SameFile(a, b) }
+func (rc *operatorLogsReceiver) storing() bool { return rc.client != nil }
+
+type operatorLogsReceiver struct {
+	cfg     *Config
+	set     receiver.Settings
+	next    consumer.Logs
+	metrics *selftelemetry.Metrics
+	obs     *receiverhelper.ObsReport
+	logger  *zap.Logger
+
+	client storage.Client // nil: checkpoints only in memory
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	ctx    context.Context
+
+	readers   []*reader
+	byPath    map[string]*reader
+	known     []fileCheckpoint // checkpoints of files not open: restored or retired
+	firstPoll bool
+	freshRun  bool // no checkpoint was ever stored: start_at applies
+	lagFiles  map[string]bool
+
+	// batch being built
+	ld       plog.Logs
+	gen      uint64
+	lines    int
+	bytes    int
+	now      pcommon.Timestamp
+	more     bool // a reader stopped at its per-poll budget
+	setDirty bool // the set of files changed since the last commit
+
+	readBytes int64 // total, for tests and the benchmark
+
+	// droppedRecords counts records of batches refused with a permanent
+	// error (also reported as refused through the receiver's obsreport).
+	droppedRecords atomic.Int64
+
+	shutdownOnce sync.Once
+}
+
+func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs, m *selftelemetry.Metrics) (*operatorLogsReceiver, error) {
+	obs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
+		ReceiverID: set.ID, Transport: "file", ReceiverCreateSettings: set,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &operatorLogsReceiver{
+		cfg: cfg, set: set, next: next, metrics: m, obs: obs, logger: set.Logger,
+		byPath: map[string]*reader{}, lagFiles: map[string]bool{},
+		firstPoll: true, freshRun: true, ld: plog.NewLogs(), gen: 1,
+	}, nil
+}
+
+// Start loads the checkpoints and starts tailing.
+func (rc *operatorLogsReceiver) Start(ctx context.Context, host component.Host) error {
+	if rc.cfg.Storage == nil {
+		rc.logger.Warn("operatorlogs: no storage extension configured; checkpoints are kept in memory only, so a restart reads files again per start_at. Set storage: file_storage to resume where it stopped.")
+	} else {
+		ext, ok := host.GetExtensions()[*rc.cfg.Storage]
+		if !ok {
+			return fmt.Errorf("storage: extension %q is not configured; add it under extensions and service.extensions", rc.cfg.Storage)
+		}
+		se, ok := ext.(storage.Extension)
+		if !ok {
+			return fmt.Errorf("storage: extension %q is not a storage extension (use e.g. file_storage)", rc.cfg.Storage)
+		}
+		client, err := se.GetClient(ctx, component.KindReceiver, rc.set.ID, "")
+		if err != nil {
+			return fmt.Errorf("storage: cannot open a client of %q: %w", rc.cfg.Storage, err)
+		}
+		data, err := client.Get(ctx, checkpointKey)
+		if err != nil {
+			_ = client.Close(ctx)
+			return fmt.Errorf("storage: reading checkpoints from %q: %w", rc.cfg.Storage, err)
+		}
+		if data != nil {
+			doc, err := decodeCheckpoints(data)
+			if err != nil {
+				_ = client.Close(ctx)
+				return err
+			}
+			rc.known = doc.Files
+			rc.freshRun = false
+		}
+		rc.client = client
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	rc.ctx, rc.cancel, rc.done = runCtx, cancel, make(chan struct{})
+	go rc.run()
+	return nil
+}
+
+// Shutdown stops reading; a batch in flight is abandoned uncommitted, so it
+// is read again on the next start.
+func (rc *operatorLogsReceiver) Shutdown(ctx context.Context) error {
+	var err error
+	rc.shutdownOnce.Do(func() {
+		if rc.cancel == nil {
+			return
+		}
+		rc.cancel()
+		select {
+		case <-rc.done:
+		case <-ctx.Done():
+			err = fmt.Errorf("operatorlogs: shutdown timed out waiting for the in-flight batch: %w", ctx.Err())
+			return
+		}
+		for _, r := range rc.readers {
+			r.f.Close()
+		}
+		for p := range rc.lagFiles {
+			rc.metrics.TailLagBytes.DeleteLabelValues(p)
+		}
+		if rc.client != nil {
+			err = rc.client.Close(ctx)
+		}
+	})
+	return err
+}
+
+func (rc *operatorLogsReceiver) run() {
+	defer close(rc.done)
+	t := time.NewTicker(rc.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		rc.more = false
+		if err := rc.poll(); err != nil {
+			return // only shutdown makes a poll fail
+		}
+		if rc.more {
+			select {
+			case <-rc.ctx.Done():
+				return
+			default:
+				continue
+			}
+		}
+		select {
+		case <-rc.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// paths lists what include matches, minus exclude and compressed files.
+func (rc *operatorLogsReceiver) paths() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, g := range rc.cfg.Include {
+		matches, _ := filepath.Glob(g)
+	next:
+		for _, m := range matches {
+			if seen[m] || isCompressed(m) {
+				continue
+			}
+			for _, x := range rc.cfg.Exclude {
+				if ok, _ := filepath.Match(x, m); ok {
+					continue next
+				}
+			}
+			seen[m] = true
+			out = append(out, m)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// poll finds files, reads what is new, and ships it.
+func (rc *operatorLogsReceiver) poll() error {
+	rc.now = nowTimestamp()
+	rc.discover()
+	var closing []*reader
+	for _, r := range rc.readers {
+		if err := rc.ctx.Err(); err != nil {
+			return err
+		}
+		size, err := r.checkTruncated()
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				return err
+			}
+			rc.logger.Warn("operatorlogs: cannot stat tailed file", zapPath(r.path), zap.Error(err))
+			continue
+		}
+		before := r.readOff()
+		if err := r.readAll(false); err != nil {
+			if rc.ctx.Err() != nil {
+				return rc.ctx.Err()
+			}
+			rc.logger.Warn("operatorlogs: reading failed; will retry", zapPath(r.path), zap.Error(err))
+		}
+		if r.readOff() == before && r.readOff() >= size {
+			r.idle++
+		} else {
+			r.idle = 0
+		}
+		if r.gone && r.idle >= goneIdlePolls {
+			// Drained: what never got its newline is shipped now.
+			r.finishPartials()
+			r.close = true
+			closing = append(closing, r)
+		}
+	}
+	if err := rc.flush(); err != nil {
+		return err
+	}
+	if len(closing) > 0 {
+		kept := rc.readers[:0]
+		for _, r := range rc.readers {
+			if r.close {
+				r.f.Close()
+				rc.retire(r.checkpoint())
+				continue
+			}
+			kept = append(kept, r)
+		}
+		rc.readers = kept
+	}
+	if rc.setDirty {
+		rc.commit()
+	}
+	rc.updateLag()
+	return nil
+}
+
+// discover matches the include paths to open readers by inode and to known
+// checkpoints by fingerprint, and opens new files.
+func (rc *operatorLogsReceiver) discover() {
+	paths := rc.paths()
+	present := make(map[*reader]bool, len(rc.readers))
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		if r := rc.byPath[p]; r != nil {
+			if sameFile(r.info, fi) {
+				present[r] = true
+				continue
+			}
+			// A new file under the old name: kubelet renamed the old one.
+			delete(rc.byPath, p)
+		}
+		// A file we already tail under another name (include covers the
+		// rotated name too): follow it, by inode.
+		var moved *reader
+		for _, r := range rc.readers {
+			if sameFile(r.info, fi) {
+				moved = r
+				break
+			}
+		}
+		if moved != nil && present[moved] {
+			continue // another path to a file already seen (symlink, hard link)
+		}
+		if moved != nil {
+			if rc.byPath[moved.path] == moved {
+				delete(rc.byPath, moved.path)
+			}
+			moved.setPath(p)
+			moved.gone = false
+			rc.byPath[p] = moved
+			present[moved] = true
+			rc.setDirty = true
+			continue
+		}
+		if fi.Size() == 0 {
+			continue // nothing to fingerprint yet; look again next poll
+		}
+		if r := rc.open(p, fi); r != nil {
+			present[r] = true
+		}
+	}
+	for _, r := range rc.readers {
+		if !present[r] && !r.gone {
+			// Renamed away (kubelet: N.log -> N.log.<ts>) or deleted: read it
+			// to its end through the open descriptor before letting it go.
+			r.gone = true
+			r.idle = 0
+			if rc.byPath[r.path] == r {
+				delete(rc.byPath, r.path)
+			}
+			rc.metrics.TailRotations.Inc()
+			rc.setDirty = true
+		}
+	}
+	if rc.firstPoll {
+		rc.firstPoll = false
+		rc.resumeRotatedWhileDown()
+	}
+}
+
+// open starts tailing a file not seen before (in this run).
+func (rc *operatorLogsReceiver) open(p string, fi os.FileInfo) *reader {
+	f, err := os.Open(p)
+	if err != nil {
+		rc.logger.Warn("operatorlogs: cannot open log file", zapPath(p), zap.Error(err))
+		return nil
+	}
+	ofi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil
+	}
+	h := head(f, ofi.Size(), rc.cfg.FingerprintSize)
+	if len(h) == 0 {
+		f.Close()
+		return nil
+	}
+	r := rc.newReader(f, ofi, p, h)
+	if i := rc.findKnown(h); i >= 0 {
+		r.restore(&rc.known[i])
+		rc.known = append(rc.known[:i], rc.known[i+1:]...)
+	} else if rc.firstPoll && rc.freshRun && rc.cfg.StartAt == StartAtEnd {
+		r.offset = ofi.Size()
+	}
+	rc.readers = append(rc.readers, r)
+	rc.byPath[p] = r
+	rc.setDirty = true
+	return r
+}
+
+func (rc *operatorLogsReceiver) newReader(f *os.File, fi os.FileInfo, p string, fp []byte) *reader {
+	size := rc.cfg.MaxLineSize + 64<<10
+	if size < minBufSize {
+		size = minBufSize
+	}
+	r := &reader{rc: rc, f: f, info: fi, fp: fp, buf: make([]byte, size)}
+	if rc.cfg.Format != FormatAuto {
+		r.format = rc.cfg.Format
+	}
+	r.setPath(p)
+	return r
+}
+
+// findKnown returns the index of the checkpoint whose fingerprint the file
+// starts with, preferring the longest (most specific) fingerprint.
+func (rc *operatorLogsReceiver) findKnown(h []byte) int {
+	best := -1
+	for i := range rc.known {
+		if rc.known[i].matches(h) && (best < 0 || len(rc.known[i].FP) > len(rc.known[best].FP)) {
+			best = i
+		}
+	}
+	return best
+}
+
+// resumeRotatedWhileDown handles files that were being tailed when the last
+// run stopped and that kubelet renamed meanwhile: the rest is read from the
+// rotated file beside the old path, if it is still there uncompressed.
+func (rc *operatorLogsReceiver) resumeRotatedWhileDown() {
+	kept := rc.known[:0]
+	for _, c := range rc.known {
+		if !c.Active {
+			kept = append(kept, c)
+			continue
+		}
+		f := findRotatedCopy(c.Path, c.FP, c.Offset)
+		if f == nil {
+			c.Active = false
+			kept = append(kept, c)
+			continue
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			continue
+		}
+		r := rc.newReader(f, fi, c.Path, c.FP)
+		r.restore(&c)
+		r.gone = true
+		rc.readers = append(rc.readers, r)
+		rc.metrics.TailRotations.Inc()
+		rc.logger.Info("operatorlogs: file rotated while stopped; reading the rest from the rotated file", zapPath(f.Name()), zapInt64("offset", c.Offset))
+	}
+	rc.known = kept
+}
+
+// retire remembers a closed file's checkpoint.
+func (rc *operatorLogsReceiver) retire(c fileCheckpoint) {
+	if len(c.FP) == 0 {
+		return
+	}
+	c.Active, c.Partial, c.Long = false, nil, nil
+	if len(rc.known) >= maxRetired {
+		rc.known = append(rc.known[:0], rc.known[1:]...)
+	}
+	rc.known = append(rc.known, c)
+	rc.setDirty = true
+}
+
+func (rc *operatorLogsReceiver) batchFull() bool {
+	return rc.lines >= rc.cfg.MaxBatchLines || rc.bytes >= rc.cfg.MaxBatchBytes
+}
+
+// appendRecord adds one record to the batch under r's resource.
+func (rc *operatorLogsReceiver) appendRecord(r *reader, body string, ts uint64, stream uint8, truncated, bad bool) {
+	if r.gen != rc.gen {
+		rl := rc.ld.ResourceLogs().AppendEmpty()
+		r.resAttrs.CopyTo(rl.Resource().Attributes())
+		sl := rl.ScopeLogs().AppendEmpty()
+		sl.Scope().SetName(scopeName)
+		r.recs = sl.LogRecords()
+		r.recs.EnsureCapacity(min(rc.cfg.MaxBatchLines, 1024))
+		r.gen = rc.gen
+	}
+	lr := r.recs.AppendEmpty()
+	lr.SetObservedTimestamp(rc.now)
+	lr.SetTimestamp(pcommon.Timestamp(ts))
+	lr.Body().SetStr(body)
+	if stream != streamUnknown || truncated || bad {
+		attrs := lr.Attributes()
+		if stream != streamUnknown {
+			attrs.PutStr(attrIOStream, streamNames[stream])
+		}
+		if truncated {
+			attrs.PutBool(conventions.LogTruncated, true)
+		}
+		if bad {
+			attrs.PutStr(conventions.LogParseError, reasonBadFrame)
+		}
+	}
+	rc.lines++
+	rc.bytes += len(body)
+}
+
+// flush hands the batch to the pipeline, retrying until it is accepted, and
+// then advances the checkpoints. It fails only on shutdown, when the batch is
+// abandoned without a checkpoint past it.
+func (rc *operatorLogsReceiver) flush() error {
+	if rc.lines == 0 {
+		return nil
+	}
+	ld, n := rc.ld, rc.lines
+	// A new Logs per batch: after ConsumeLogs the pipeline may still hold
+	// the old one (queues), so it must never be reused.
+	rc.ld, rc.lines, rc.bytes = plog.NewLogs(), 0, 0
+	rc.gen++
+	wait := retryInitial
+	for {
+		octx := rc.obs.StartLogsOp(rc.ctx)
+		err := rc.next.ConsumeLogs(octx, ld)
+		rc.obs.EndLogsOp(octx, typeStr, n, err)
+		if err == nil {
+			break
+		}
+		if consumererror.IsPermanent(err) {
+			rc.droppedRecords.Add(int64(n))
+			rc.logger.Error("operatorlogs: the pipeline refused a batch permanently; it is skipped",
+				zap.Int("records", n), zap.Int64("dropped_records_total", rc.droppedRecords.Load()), zap.Error(err))
+			break
+		}
+		if rc.ctx.Err() != nil {
+			return rc.ctx.Err()
+		}
+		rc.updateLag() // lag grows while the pipeline pushes back: show it
+		rc.logger.Warn("operatorlogs: the pipeline refused a batch; retrying the same batch",
+			zap.Int("records", n), zap.Duration("backoff", wait), zap.Error(err))
+		select {
+		case <-rc.ctx.Done():
+			return rc.ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, retryMax)
+	}
+	rc.commit()
+	return nil
+}
+
+// commit persists every file's checkpoint (one document, so atomically).
+func (rc *operatorLogsReceiver) commit() {
+	rc.setDirty = false
+	if !rc.storing() {
+		return
+	}
+	doc := checkpointDoc{Files: make([]fileCheckpoint, 0, len(rc.readers)+len(rc.known))}
+	for _, r := range rc.readers {
+		if len(r.fp) > 0 {
+			doc.Files = append(doc.Files, r.checkpoint())
+		}
+	}
+	doc.Files = append(doc.Files, rc.known...)
+	data, err := json.Marshal(&doc)
+	if err == nil {
+		// Not the run context: a batch delivered during shutdown must
+		// still be recorded as delivered.
+		err = rc.client.Set(context.WithoutCancel(rc.ctx), checkpointKey, data)
+	}
+	if err != nil {
+		rc.logger.Warn("operatorlogs: saving checkpoints failed; after a restart some lines may be read twice", zap.Error(err))
+	}
+}
+
+// updateLag sets opsight_tail_lag_bytes per path: size minus read offset.
+func (rc *operatorLogsReceiver) updateLag() {
+	lag := make(map[string]int64, len(rc.readers))
+	for _, r := range rc.readers {
+		fi, err := r.f.Stat()
+		if err != nil {
+			continue
+		}
+		if d := fi.Size() - r.offset; d > 0 {
+			lag[r.path] += d
+		} else {
+			lag[r.path] += 0
+		}
+	}
+	for p, v := range lag {
+		rc.metrics.TailLagBytes.WithLabelValues(p).Set(float64(v))
+		rc.lagFiles[p] = true
+	}
+	for p := range rc.lagFiles {
+		if _, ok := lag[p]; !ok {
+			rc.metrics.TailLagBytes.DeleteLabelValues(p)
+			delete(rc.lagFiles, p)
+		}
+	}
+}

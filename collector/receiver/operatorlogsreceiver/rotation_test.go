@@ -1,0 +1,211 @@
+package operatorlogsreceiver
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/collector/consumer/consumertest"
+
+	"github.com/opsight/opsight/internal/selftelemetry"
+)
+
+// manual builds a receiver whose polls the test drives, so each rotation
+// step happens at a known point between two polls.
+func manual(t *testing.T, glob string) (*operatorLogsReceiver, *consumertest.LogsSink, *selftelemetry.Metrics) {
+	t.Helper()
+	sink := new(consumertest.LogsSink)
+	m := selftelemetry.New()
+	rc, err := newReceiver(testSettings(t), fastConfig(glob), sink, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.ctx = context.Background()
+	t.Cleanup(func() {
+		for _, r := range rc.readers {
+			r.f.Close()
+		}
+	})
+	return rc, sink, m
+}
+
+func lines(from, to int) string {
+	var b strings.Builder
+	for i := from; i < to; i++ {
+		b.WriteString(criLine(i))
+	}
+	return b.String()
+}
+
+func pollOK(t *testing.T, rc *operatorLogsReceiver) {
+	t.Helper()
+	if err := rc.poll(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantExactly(t *testing.T, sink *consumertest.LogsSink, n int) {
+	t.Helper()
+	c := counts(sink)
+	for i := 0; i < n; i++ {
+		if c[i] != 1 {
+			t.Fatalf("line %d received %d times; all: %v", i, c[i], c)
+		}
+	}
+	if len(c) != n {
+		t.Fatalf("received %d distinct lines, want %d", len(c), n)
+	}
+}
+
+// The lines written after our last read but before logrotate's copy are
+// only in the copy once the file is truncated: they are read from there.
+func TestCopyTruncateReadsTheCopy(t *testing.T) {
+	dir := podLogDir(t)
+	path := filepath.Join(dir, "0.log")
+	rc, sink, m := manual(t, filepath.Join(dir, "*.log"))
+	appendFile(t, path, lines(0, 10))
+	pollOK(t, rc)
+	appendFile(t, path, lines(10, 20))
+	copyFile(t, path, path+".1")
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, path, lines(20, 30))
+	pollOK(t, rc)
+	wantExactly(t, sink, 30)
+	if v := counterValue(m.TailRotations); v != 1 {
+		t.Errorf("rotations = %v, want 1", v)
+	}
+	appendFile(t, path, lines(30, 35))
+	pollOK(t, rc)
+	wantExactly(t, sink, 35)
+}
+
+// Truncation followed by more writing than was read before: the size alone
+// does not show it, the changed first bytes do.
+func TestTruncateAndRewriteDetectedByFingerprint(t *testing.T) {
+	dir := podLogDir(t)
+	path := filepath.Join(dir, "0.log")
+	rc, sink, _ := manual(t, filepath.Join(dir, "*.log"))
+	appendFile(t, path, lines(0, 2))
+	pollOK(t, rc)
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, path, lines(2, 10))
+	pollOK(t, rc)
+	wantExactly(t, sink, 10)
+}
+
+// kubelet: rename N.log to N.log.<ts>, the runtime writes a little more to
+// the renamed file before reopening, a new N.log appears, and later the
+// rotated file is gzipped and deleted.
+func TestKubeletRenameDrainsRotatedFile(t *testing.T) {
+	dir := podLogDir(t)
+	path := filepath.Join(dir, "0.log")
+	rotated := path + ".20240301-101112"
+	rc, sink, m := manual(t, filepath.Join(dir, "*.log"))
+	appendFile(t, path, lines(0, 10))
+	pollOK(t, rc)
+	appendFile(t, path, lines(10, 20))
+	if err := os.Rename(path, rotated); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, rotated, lines(20, 25)) // written before the runtime reopened
+	appendFile(t, path, lines(25, 30))
+	pollOK(t, rc)
+	wantExactly(t, sink, 30)
+	appendFile(t, rotated, lines(30, 32)) // late write to the renamed file, still caught
+	pollOK(t, rc)
+	wantExactly(t, sink, 32)
+	gzipAndDelete(t, rotated)
+	for i := 0; i < goneIdlePolls+1; i++ {
+		pollOK(t, rc)
+	}
+	if len(rc.readers) != 1 || rc.readers[0].path != path {
+		t.Fatalf("want only %s open, have %d readers", path, len(rc.readers))
+	}
+	appendFile(t, path, lines(32, 40))
+	pollOK(t, rc)
+	wantExactly(t, sink, 40)
+	if v := counterValue(m.TailRotations); v != 1 {
+		t.Errorf("rotations = %v, want 1", v)
+	}
+}
+
+// A glob that also matches rotated names follows the file by inode instead
+// of reading it twice.
+func TestRotatedNameMatchedByGlobIsNotReread(t *testing.T) {
+	dir := podLogDir(t)
+	path := filepath.Join(dir, "0.log")
+	rc, sink, _ := manual(t, filepath.Join(dir, "0.log*"))
+	appendFile(t, path, lines(0, 10))
+	pollOK(t, rc)
+	if err := os.Rename(path, path+".20240301-101112"); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, path, lines(10, 20))
+	pollOK(t, rc)
+	pollOK(t, rc)
+	wantExactly(t, sink, 20)
+}
+
+// A physical line longer than the read buffer (a runtime that does not split
+// like kubelet's, or a plain file) is read in pieces that still join to the
+// line, framing removed once.
+func TestPhysicalLineLongerThanBuffer(t *testing.T) {
+	for _, tc := range []struct{ name, prefix string }{
+		{"json", ""},
+		{"cri", "2024-03-01T10:11:12Z stderr F "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := podLogDir(t)
+			path := filepath.Join(dir, "0.log")
+			rc, sink, _ := manual(t, filepath.Join(dir, "*.log"))
+			rc.cfg.MaxLineSize = 64 << 10
+			msg := strings.Repeat("0123456789abcdef", (3<<20)/16) // 3 MiB, beyond the 1 MiB buffer
+			appendFile(t, path, tc.prefix+msg+"\n"+tc.prefix+"after\n")
+			for i := 0; i < 3; i++ {
+				pollOK(t, rc)
+			}
+			got := records(sink.AllLogs())
+			var joined strings.Builder
+			for _, r := range got[:len(got)-1] {
+				if !r.truncated || len(r.body) > rc.cfg.MaxLineSize || r.parseErr != "" {
+					t.Fatalf("piece: truncated=%v len=%d parseErr=%q", r.truncated, len(r.body), r.parseErr)
+				}
+				joined.WriteString(r.body)
+			}
+			if joined.String() != msg {
+				t.Errorf("pieces join to %d bytes, want the %d-byte line", joined.Len(), len(msg))
+			}
+			if last := got[len(got)-1]; last.body != "after" || last.truncated {
+				t.Errorf("line after the long one: %+v", last)
+			}
+		})
+	}
+}
+
+// Two include paths to one file (kubelet's /var/log/containers symlinks):
+// it is read once.
+func TestSymlinkAliasReadOnce(t *testing.T) {
+	dir := podLogDir(t)
+	path := filepath.Join(dir, "0.log")
+	appendFile(t, path, lines(0, 10))
+	links := t.TempDir()
+	if err := os.Symlink(path, filepath.Join(links, "manager.log")); err != nil {
+		t.Fatal(err)
+	}
+	rc, sink, _ := manual(t, filepath.Join(dir, "*.log"))
+	rc.cfg.Include = append(rc.cfg.Include, filepath.Join(links, "*.log"))
+	pollOK(t, rc)
+	appendFile(t, path, lines(10, 20))
+	pollOK(t, rc)
+	pollOK(t, rc)
+	wantExactly(t, sink, 20)
+	if len(rc.readers) != 1 {
+		t.Errorf("%d readers for one file", len(rc.readers))
+	}
+}

@@ -1,0 +1,42 @@
+package dashboards
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+)
+
+// File is one generated dashboard.
+type File struct {
+	Name string // file name under json/
+	UID  string
+	JSON []byte // indented, newline-terminated
+}
+
+// builders lists every dashboard, in output order.
+func builders() []*dashboard.DashboardBuilder {
+	return []*dashboard.DashboardBuilder{goldenSignals(), releaseComparison(), sidecarHealth()}
+}
+
+// All builds every dashboard. The output is deterministic so the committed
+// JSON can be compared byte for byte.
+func All() ([]File, error) {
+	var out []File
+	for _, b := range builders() {
+		d, err := b.Build()
+		if err != nil {
+			return nil, fmt.Errorf("building dashboard: %w", err)
+		}
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false) // keep PromQL's <, > and & readable
+		if err := enc.Encode(d); err != nil {
+			return nil, fmt.Errorf("encoding dashboard %s: %w", *d.Uid, err)
+		}
+		out = append(out, File{Name: *d.Uid + ".json", UID: *d.Uid, JSON: buf.Bytes()})
+	}
+	return out, nil
+}

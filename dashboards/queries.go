@@ -1,0 +1,116 @@
+package dashboards
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/opsight/opsight/internal/conventions"
+)
+
+// Dashboard UIDs. Alert annotations (dashboard_url) and cross-dashboard links
+// use them, so they are part of the contract: never change one silently.
+const (
+	UIDGolden  = "opsight-golden-signals"
+	UIDRelease = "opsight-release-comparison"
+	UIDSidecar = "opsight-sidecar-health"
+)
+
+// Operator metrics (controller-runtime / client-go, CONVENTIONS.md). They are
+// not opsight's, so internal/conventions does not name them; they are named
+// once here for the dashboards and the alert rules.
+const (
+	MetricReconcileTotal     = "controller_runtime_reconcile_total"
+	MetricReconcileErrors    = "controller_runtime_reconcile_errors_total"
+	MetricReconcileTime      = "controller_runtime_reconcile_time_seconds"
+	MetricActiveWorkers      = "controller_runtime_active_workers"
+	MetricMaxWorkers         = "controller_runtime_max_concurrent_reconciles"
+	MetricWorkqueueDepth     = "workqueue_depth"
+	MetricWorkqueueQueueDur  = "workqueue_queue_duration_seconds"
+	MetricWorkqueueWorkDur   = "workqueue_work_duration_seconds"
+	MetricWorkqueueRetries   = "workqueue_retries_total"
+	MetricRESTRequests       = "rest_client_requests_total"
+	MetricRESTDuration       = "rest_client_request_duration_seconds" // opt-in in client-go: always behind a fallback
+	MetricLeaderElection     = "leader_election_master_status"
+	MetricContainerCPU       = "container_cpu_usage_seconds_total"  // cAdvisor; absent outside Kubernetes
+	MetricContainerMemory    = "container_memory_working_set_bytes" // cAdvisor; absent outside Kubernetes
+	MetricProcessCPU         = "process_cpu_seconds_total"          // fallback for MetricContainerCPU
+	MetricProcessResident    = "process_resident_memory_bytes"      // fallback for MetricContainerMemory
+	ReconcileLatencySLOLabel = "0.5"                                // classic bucket bound (seconds) of the latency SLO
+)
+
+// Label values the span-metrics producer writes. They are matched
+// case-insensitively and loosely because the OTel spanmetrics connector
+// writes STATUS_CODE_ERROR / SPAN_KIND_CLIENT while other producers write
+// Error / client.
+const (
+	SpanErrorMatcher  = `status_code=~"(?i).*error.*"`
+	SpanClientMatcher = `span_kind=~"(?i).*client.*"`
+	// ReconcileSpanMatcher selects the spans that stand for one reconcile.
+	// controller-runtime tracing and opsight's instrument helper name them
+	// "Reconcile" / "reconcile <controller>".
+	ReconcileSpanMatcher = `span_name=~"(?i).*reconcile.*"`
+)
+
+// Template variable names. Every query refers to them, never to a literal
+// cluster, namespace or data source.
+const (
+	VarPrometheus = "prometheus"
+	VarLoki       = "loki"
+	VarTempo      = "tempo"
+	VarCluster    = "cluster"
+	VarNamespace  = "namespace"
+	VarController = "controller"
+	VarRevision   = "revision"
+	VarPod        = "pod"
+	VarRisk       = "risk"
+	VarBaseline   = "baseline"
+	VarCandidate  = "candidate"
+)
+
+// GateThreshold is the release gate's tolerated regression (+15 %), drawn on
+// the release comparison panels.
+const GateThreshold = 0.15
+
+// sel joins label matchers into a selector body.
+func sel(matchers ...string) string { return strings.Join(matchers, ", ") }
+
+// re is a regex matcher on a template variable; "All" is ".*" (allValue), so
+// series without the label still match.
+func re(label, variable string) string { return fmt.Sprintf(`%s=~"$%s"`, label, variable) }
+
+// Selector bodies shared by panels.
+var (
+	scope     = sel(re(conventions.LabelCluster, VarCluster), re(conventions.LabelNamespace, VarNamespace))
+	opSel     = sel(scope, re(conventions.LogController, VarController))
+	queueSel  = sel(scope, re("name", VarController)) // workqueue metrics name the queue after the controller
+	spanSel   = sel(scope, re(conventions.LabelRevision, VarRevision))
+	recSpan   = sel(spanSel, ReconcileSpanMatcher)
+	sidecar   = sel(scope, re(conventions.LabelPod, VarPod), re(conventions.LabelRevision, VarRevision))
+	sidecarNR = sel(scope, re(conventions.LabelPod, VarPod)) // metrics without a revision label
+)
+
+// quantile returns histogram_quantile over a classic histogram, falling back
+// to the native histogram of the same name (the sidecar serves both; which
+// one Prometheus keeps depends on its scrape settings).
+func quantile(q string, metric, selector, by string) string {
+	byLe := "le"
+	if by != "" {
+		byLe = by + ", le"
+	}
+	native := fmt.Sprintf(`histogram_quantile(%s, sum(rate(%s{%s}[$__rate_interval])))`, q, metric, selector)
+	if by != "" {
+		native = fmt.Sprintf(`histogram_quantile(%s, sum by (%s) (rate(%s{%s}[$__rate_interval])))`, q, by, metric, selector)
+	}
+	return fmt.Sprintf(`histogram_quantile(%s, sum by (%s) (rate(%s_bucket{%s}[$__rate_interval]))) or %s`, q, byLe, metric, selector, native)
+}
+
+func rate(metric, selector, by string) string {
+	if by == "" {
+		return fmt.Sprintf(`sum(rate(%s{%s}[$__rate_interval]))`, metric, selector)
+	}
+	return fmt.Sprintf(`sum by (%s) (rate(%s{%s}[$__rate_interval]))`, by, metric, selector)
+}
+
+func increase(metric, selector, by, window string) string {
+	return fmt.Sprintf(`sum by (%s) (increase(%s{%s}[%s]))`, by, metric, selector, window)
+}

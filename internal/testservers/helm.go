@@ -1,0 +1,5 @@
+package testservers
+
+// Helm is the helm CLI from tools/helm (the chart tests run `helm lint` and
+// `helm template`, offline).
+var Helm = Tool{"helm", "tools/helm", "helm.sh/helm/v3/cmd/helm"}

@@ -1,0 +1,133 @@
+package stats
+
+import (
+	"math"
+	"sort"
+)
+
+// Bucket is one histogram bucket: Count observations in (Lower, Upper].
+type Bucket struct {
+	Lower, Upper float64
+	Count        float64
+}
+
+// Histogram is bucketed durations (seconds) as Prometheus (classic or native)
+// or Tempo (powers of two of nanoseconds) report them. Exponential buckets
+// are interpolated geometrically, linear ones linearly, as each scheme's
+// bucket layout assumes.
+type Histogram struct {
+	Buckets     []Bucket
+	Exponential bool
+}
+
+// Normalize sorts buckets, drops empty ones and merges duplicates.
+func (h *Histogram) Normalize() {
+	sort.Slice(h.Buckets, func(i, j int) bool { return h.Buckets[i].Upper < h.Buckets[j].Upper })
+	out := h.Buckets[:0]
+	for _, b := range h.Buckets {
+		if b.Count <= 0 || math.IsNaN(b.Count) {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1].Upper == b.Upper && out[n-1].Lower == b.Lower {
+			out[n-1].Count += b.Count
+			continue
+		}
+		out = append(out, b)
+	}
+	h.Buckets = out
+}
+
+// Total is the number of observations.
+func (h *Histogram) Total() float64 {
+	var t float64
+	for _, b := range h.Buckets {
+		t += b.Count
+	}
+	return t
+}
+
+// bucketAtRank returns the index of the bucket holding the r-th observation
+// (r is 1-based; fractional counts from PromQL's increase() are allowed).
+func (h *Histogram) bucketAtRank(r float64) int {
+	var cum float64
+	for i, b := range h.Buckets {
+		cum += b.Count
+		if cum >= r-1e-9 {
+			return i
+		}
+	}
+	return len(h.Buckets) - 1
+}
+
+// Quantile interpolates the p-quantile within its bucket.
+func (h *Histogram) Quantile(p float64) float64 {
+	total := h.Total()
+	if total <= 0 {
+		return math.NaN()
+	}
+	rank := p * total
+	var cum float64
+	for _, b := range h.Buckets {
+		if cum+b.Count >= rank {
+			lo := math.Max(b.Lower, 0)
+			if math.IsInf(b.Upper, 1) {
+				return lo // nothing to interpolate towards: report the bound, as Prometheus does
+			}
+			f := (rank - cum) / b.Count
+			if h.Exponential && lo > 0 {
+				return lo * math.Pow(b.Upper/lo, f)
+			}
+			return lo + f*(b.Upper-lo)
+		}
+		cum += b.Count
+	}
+	return h.Buckets[len(h.Buckets)-1].Upper
+}
+
+// Resolution is the factor Upper/Lower of the bucket holding the p-quantile:
+// how finely the histogram can tell a quantile at all (2 for Tempo, about 1.09
+// for a native histogram of schema 3, often 2.5 for classic buckets).
+func (h *Histogram) Resolution(p float64) float64 {
+	total := h.Total()
+	if total <= 0 {
+		return math.Inf(1)
+	}
+	b := h.Buckets[h.bucketAtRank(math.Max(p*total, 1))]
+	if b.Lower <= 0 {
+		return math.Inf(1)
+	}
+	return b.Upper / b.Lower
+}
+
+// Bounds is the distribution-free interval of the p-quantile from bucket
+// counts: the order statistics of ranks l and u (OrderStatRanks with the
+// given tail) lie somewhere in their buckets, so the interval runs from the
+// lower edge of l's bucket to the upper edge of u's. It is as wide as the
+// buckets force it to be and never narrower.
+func (h *Histogram) Bounds(p, tail float64) (lo, hi float64) {
+	n := int(math.Floor(h.Total() + 1e-9))
+	l, u := OrderStatRanks(n, p, tail)
+	lo, hi = 0, math.Inf(1)
+	if n == 0 {
+		return
+	}
+	if l >= 1 {
+		lo = math.Max(h.Buckets[h.bucketAtRank(float64(l))].Lower, 0)
+	}
+	if u <= n {
+		hi = h.Buckets[h.bucketAtRank(float64(u))].Upper
+	}
+	return lo, hi
+}
+
+// CDF returns the points (upper bound, cumulative share) for plotting.
+func (h *Histogram) CDF() (x, y []float64) {
+	total := h.Total()
+	var cum float64
+	for _, b := range h.Buckets {
+		cum += b.Count
+		x = append(x, b.Upper)
+		y = append(y, cum/total)
+	}
+	return
+}

@@ -1,0 +1,95 @@
+package e2e
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/opsight/opsight/internal/simoperator"
+)
+
+// TestKill9Restarts kills the sidecar process with SIGKILL several times
+// while an operator writes ~300k lines, and checks every line arrives.
+// Duplicates (a batch re-read after a kill between queueing and
+// checkpointing) are reported and must stay bounded.
+func TestKill9Restarts(t *testing.T) {
+	const lines = 300_000
+	dir := t.TempDir()
+	logRoot := filepath.Join(dir, "pods")
+	logDir := simoperator.PodLogDir(logRoot, "ops", "op-0", "uid-0", "manager")
+	state := filepath.Join(dir, "state")
+	// 4 MiB rotation: kubelet gzips a rotated file at the next rotation, and a
+	// .gz is never read, so the file must stay plain longer than a restart.
+	w, err := simoperator.NewCRIWriter(logDir, 4<<20, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := newSidecar(t, map[string]string{
+		"OPSIGHT_LOG_INCLUDE": filepath.Join(logRoot, "*", "*", "*.log*"),
+		"OPSIGHT_STATE_DIR":   state,
+		"OPSIGHT_REVISION":    "v1.0.0",
+		"POD_NAMESPACE":       "ops",
+		"POD_NAME":            "op-0",
+	})
+	sc.start()
+
+	written := make(chan error, 1)
+	go func() {
+		defer close(written)
+		for i := 0; i < lines; i++ {
+			line := fmt.Sprintf(`{"level":"info","ts":"%s","logger":"controller.widget","msg":"Reconciling","controller":"widget","reconcileID":"r-%d","seq":%d}`,
+				time.Now().UTC().Format(time.RFC3339Nano), i/4, i)
+			if err := w.WriteLine(time.Now(), "stderr", line); err != nil {
+				written <- err
+				return
+			}
+			if i%1000 == 999 {
+				time.Sleep(40 * time.Millisecond) // ~25k lines/s
+			}
+		}
+		written <- w.Close()
+	}()
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	kills := 0
+	for done := false; !done; {
+		select {
+		case err := <-written:
+			if err != nil {
+				t.Fatal(err)
+			}
+			done = true
+		case <-time.After(time.Duration(1500+rng.IntN(1500)) * time.Millisecond):
+			sc.stop(syscall.SIGKILL)
+			kills++
+			sc.start()
+		}
+	}
+	out := filepath.Join(state, "out")
+	complete := waitFor(120*time.Second, func() bool { return len(seqCount(readNDJSON(t, out))) >= lines })
+	sc.stop(syscall.SIGTERM)
+	seen := seqCount(readNDJSON(t, out))
+	missing, dups := 0, 0
+	for i := 0; i < lines; i++ {
+		switch n := seen[i]; {
+		case n == 0:
+			missing++
+		case n > 1:
+			dups += n - 1
+		}
+	}
+	t.Logf("kill -9 restarts: %d, lines %d, rotations %d, missing %d, duplicates %d (%.3f%%)", kills, lines, w.Rotations(), missing, dups, 100*float64(dups)/lines)
+	if kills < 3 {
+		t.Errorf("only %d kills happened; the test needs at least 3", kills)
+	}
+	if missing > 0 || !complete {
+		t.Fatalf("%d of %d lines never arrived after %d kill -9 restarts\nsidecar log tail:\n%s", missing, lines, kills, sc.logs())
+	}
+	// Bounded: at most one batch per kill can be re-read.
+	if maxDup := kills * 20_000; dups > maxDup {
+		t.Errorf("%d duplicates after %d kills, want ≤ %d", dups, kills, maxDup)
+	}
+}
