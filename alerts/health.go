@@ -15,7 +15,12 @@ const (
 	WorkqueueWaitGrowthMin = 1   // seconds: ignore growth of tiny waits
 )
 
-const qBy = "cluster, namespace, name"
+// qBy groups workqueue metrics per controller (controller-runtime >= 0.19
+// labels them controller and name); leases are grouped by their name.
+const (
+	qBy     = "cluster, namespace, controller"
+	leaseBy = "cluster, namespace, name"
+)
 
 func healthGroups() []Group {
 	golden := func(name, summary, desc string, labels ...string) map[string]string {
@@ -30,9 +35,9 @@ func healthGroups() []Group {
 			For:    "15m",
 			Labels: map[string]string{"severity": "warning"},
 			Annotations: golden("OperatorWorkqueueDepthHigh",
-				"Workqueue {{ $labels.name }} holds {{ $value }} items ({{ $labels.namespace }})",
-				fmt.Sprintf("More than %d items have waited in the workqueue of controller {{ $labels.name }} for 15 minutes: reconciles are slower than the events that trigger them.", WorkqueueDepthMax),
-				"cluster", "namespace", "name"),
+				"Workqueue {{ $labels.controller }} holds {{ $value }} items ({{ $labels.namespace }})",
+				fmt.Sprintf("More than %d items have waited in the workqueue of controller {{ $labels.controller }} for 15 minutes: reconciles are slower than the events that trigger them.", WorkqueueDepthMax),
+				"cluster", "namespace", "controller"),
 		},
 		{
 			Alert: "OperatorWorkqueueDepthGrowing",
@@ -41,9 +46,9 @@ func healthGroups() []Group {
 			For:    "30m",
 			Labels: map[string]string{"severity": "warning"},
 			Annotations: golden("OperatorWorkqueueDepthGrowing",
-				"Workqueue {{ $labels.name }} keeps growing ({{ $labels.namespace }})",
-				"The workqueue of controller {{ $labels.name }} has grown for 30 minutes and holds more than 10 items: the controller is falling behind.",
-				"cluster", "namespace", "name"),
+				"Workqueue {{ $labels.controller }} keeps growing ({{ $labels.namespace }})",
+				"The workqueue of controller {{ $labels.controller }} has grown for 30 minutes and holds more than 10 items: the controller is falling behind.",
+				"cluster", "namespace", "controller"),
 		},
 		{
 			Alert: "OperatorWorkqueueWaitHigh",
@@ -52,9 +57,9 @@ func healthGroups() []Group {
 			For:    "10m",
 			Labels: map[string]string{"severity": "warning"},
 			Annotations: golden("OperatorWorkqueueWaitHigh",
-				"Events wait {{ $value | humanizeDuration }} in workqueue {{ $labels.name }} (p99)",
-				fmt.Sprintf("The p99 time an item waits in the workqueue of controller {{ $labels.name }} before a worker picks it up is above %ds: changes take that long to be acted on (watch lag).", WorkqueueWaitP99Max),
-				"cluster", "namespace", "name"),
+				"Events wait {{ $value | humanizeDuration }} in workqueue {{ $labels.controller }} (p99)",
+				fmt.Sprintf("The p99 time an item waits in the workqueue of controller {{ $labels.controller }} before a worker picks it up is above %ds: changes take that long to be acted on (watch lag).", WorkqueueWaitP99Max),
+				"cluster", "namespace", "controller"),
 		},
 		{
 			Alert: "OperatorWorkqueueWaitGrowing",
@@ -70,9 +75,9 @@ sum by (%[1]s) (rate(%[2]s_sum[10m])) / sum by (%[1]s) (rate(%[2]s_count[10m])) 
 			For:    "15m",
 			Labels: map[string]string{"severity": "warning"},
 			Annotations: golden("OperatorWorkqueueWaitGrowing",
-				"Queue wait of {{ $labels.name }} grew to {{ $value | humanizeDuration }} ({{ $labels.namespace }})",
-				fmt.Sprintf("The mean time an item waits in the workqueue of controller {{ $labels.name }} over 10 minutes is more than %dx its 6-hour mean and above %ds.", WorkqueueWaitGrowth, WorkqueueWaitGrowthMin),
-				"cluster", "namespace", "name"),
+				"Queue wait of {{ $labels.controller }} grew to {{ $value | humanizeDuration }} ({{ $labels.namespace }})",
+				fmt.Sprintf("The mean time an item waits in the workqueue of controller {{ $labels.controller }} over 10 minutes is more than %dx its 6-hour mean and above %ds.", WorkqueueWaitGrowth, WorkqueueWaitGrowthMin),
+				"cluster", "namespace", "controller"),
 		},
 		{
 			// Lost: some replica led in the last 10 m but none leads now (the
@@ -85,7 +90,7 @@ sum by (%[1]s) (rate(%[2]s_sum[10m])) / sum by (%[1]s) (rate(%[2]s_count[10m])) 
   max by (%[1]s) (%[2]s) == 1
 )
 or
-max by (%[1]s) (%[2]s) == 0`, qBy, le),
+max by (%[1]s) (%[2]s) == 0`, leaseBy, le),
 			For:    "2m",
 			Labels: map[string]string{"severity": "critical"},
 			Annotations: golden("OperatorLeaderElectionLost",

@@ -32,11 +32,7 @@ func alertAnchor(alert string) string { return strings.ToLower(alert) }
 func dashboardURL(uid string, labels ...string) string {
 	var q []string
 	for _, l := range labels {
-		v := l
-		if l == "name" { // workqueue and lease name: the controller variable
-			v = "controller"
-		}
-		q = append(q, fmt.Sprintf("var-%s={{ $labels.%s }}", v, l))
+		q = append(q, fmt.Sprintf("var-%s={{ $labels.%s }}", l, l))
 	}
 	u := GrafanaURL + "/d/" + uid
 	if len(q) > 0 {

@@ -83,6 +83,7 @@ func TestPromtoolRuleUnitTests(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Run(filepath.Base(src), func(t *testing.T) {
+			t.Parallel()
 			out, err := exec.Command(promtool, "test", "rules", dst).CombinedOutput()
 			if err != nil {
 				t.Fatalf("promtool test rules %s: %v\n%s", src, err, out)

@@ -53,7 +53,7 @@ func goldenSignals() *dashboard.DashboardBuilder {
 			dsVar(VarLoki, "Loki", "loki"),
 			dsVar(VarTempo, "Tempo", "tempo"),
 		}, scopeVars(MetricReconcileTotal)...),
-			labelVar(VarController, "controller", MetricReconcileTotal+"{"+scope+"}", "Controller (controller-runtime's controller label; workqueue metrics call it name).", true),
+			labelVar(VarController, "controller", MetricReconcileTotal+"{"+scope+"}", "Controller (controller-runtime's controller label, also on its workqueue metrics).", true),
 			labelVar(VarRevision, "revision", MetricSpanCallsSelector(), "Operator revision (image tag); filters span-derived, sidecar and log data.", true),
 			riskVar(),
 		))
@@ -75,8 +75,8 @@ func goldenSignals() *dashboard.DashboardBuilder {
 			desc:  "How long an event waited in the workqueue before a worker picked it up (workqueue_queue_duration_seconds). Growing values mean workers cannot keep up with watch events.",
 			unit:  "s", min: &zero, base: "green", steps: []step{{1, "orange"}, {10, "red"}}, thresholdLine: true,
 			queries: []query{
-				{quantile("0.5", MetricWorkqueueQueueDur, queueSel, "name"), "{{name}} p50", false},
-				{quantile("0.99", MetricWorkqueueQueueDur, queueSel, "name"), "{{name}} p99", false},
+				{quantile("0.5", MetricWorkqueueQueueDur, queueSel, "controller"), "{{controller}} p50", false},
+				{quantile("0.99", MetricWorkqueueQueueDur, queueSel, "controller"), "{{controller}} p99", false},
 			},
 		})).
 		WithPanel(timeSeries(panel{
@@ -120,6 +120,11 @@ func goldenSignals() *dashboard.DashboardBuilder {
 			links:   toDrilldown,
 		})).
 		WithPanel(timeSeries(panel{
+			title: "Reconcile errors per second", desc: "Reconciles that returned an error, per controller (controller_runtime_reconcile_errors_total); each is retried with backoff.",
+			unit: "ops", base: "green", steps: []step{{0.1, "orange"}, {1, "red"}}, min: &zero, w: 8,
+			queries: []query{{rate(MetricReconcileErrors, opSel, "controller"), "{{controller}}", false}},
+		})).
+		WithPanel(timeSeries(panel{
 			title: "API errors per second (4xx, 5xx, 429)", desc: "client-go requests answered with 4xx or 5xx, by code; 429 means the API server's priority and fairness rejected the operator.",
 			unit: "reqps", base: "green", steps: []step{{0.1, "orange"}, {1, "red"}}, min: &zero, w: 8,
 			queries: []query{{rate(MetricRESTRequests, sel(scope, `code=~"4..|5.."`), "code, method"), "{{code}} {{method}}", false}},
@@ -131,13 +136,13 @@ func goldenSignals() *dashboard.DashboardBuilder {
 		})).
 		WithPanel(timeSeries(panel{
 			title: "Span error ratio", desc: "Share of spans with an error status, per span name (traces_span_metrics_calls_total).",
-			unit: "percentunit", base: "green", steps: []step{{0.01, "orange"}, {0.05, "red"}}, min: &zero, w: 12,
+			unit: "percentunit", base: "green", steps: []step{{0.01, "orange"}, {0.05, "red"}}, min: &zero, w: 8,
 			queries: []query{{fmt.Sprintf("%s / %s", rate(c.MetricSpanCalls, sel(spanSel, SpanErrorMatcher), "span_name"), rate(c.MetricSpanCalls, spanSel, "span_name")), "{{span_name}}", false}},
 		})).
 		WithPanel(timeSeries(panel{
 			title: "Workqueue retries per second", desc: "Items re-queued with rate-limited backoff (workqueue_retries_total), usually after a reconcile error.",
-			unit: "ops", base: "green", steps: []step{{1, "orange"}, {10, "red"}}, min: &zero, w: 12,
-			queries: []query{{rate(MetricWorkqueueRetries, queueSel, "name"), "{{name}}", false}},
+			unit: "ops", base: "green", steps: []step{{1, "orange"}, {10, "red"}}, min: &zero, w: 8,
+			queries: []query{{rate(MetricWorkqueueRetries, queueSel, "controller"), "{{controller}}", false}},
 		}))
 
 	// Saturation.
@@ -145,7 +150,7 @@ func goldenSignals() *dashboard.DashboardBuilder {
 		WithPanel(timeSeries(panel{
 			title: "Workqueue depth", desc: "Items waiting in each controller's workqueue (workqueue_depth). A depth that only grows means reconciles are slower than events arrive.",
 			unit: "short", base: "green", steps: []step{{50, "orange"}, {100, "red"}}, thresholdLine: true, min: &zero, w: 8,
-			queries: []query{{fmt.Sprintf("sum by (name) (%s{%s})", MetricWorkqueueDepth, queueSel), "{{name}}", false}},
+			queries: []query{{fmt.Sprintf("sum by (controller) (%s{%s})", MetricWorkqueueDepth, queueSel), "{{controller}}", false}},
 		})).
 		WithPanel(timeSeries(panel{
 			title: "Active vs max workers", desc: "Reconcile workers busy (controller_runtime_active_workers) against MaxConcurrentReconciles (controller_runtime_max_concurrent_reconciles). Active at max means the controller is saturated.",

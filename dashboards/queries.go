@@ -82,7 +82,7 @@ func re(label, variable string) string { return fmt.Sprintf(`%s=~"$%s"`, label, 
 var (
 	scope     = sel(re(conventions.LabelCluster, VarCluster), re(conventions.LabelNamespace, VarNamespace))
 	opSel     = sel(scope, re(conventions.LogController, VarController))
-	queueSel  = sel(scope, re("name", VarController)) // workqueue metrics name the queue after the controller
+	queueSel  = opSel // controller-runtime >= 0.19 labels workqueue metrics with controller (and name)
 	spanSel   = sel(scope, re(conventions.LabelRevision, VarRevision))
 	recSpan   = sel(spanSel, ReconcileSpanMatcher)
 	sidecar   = sel(scope, re(conventions.LabelPod, VarPod), re(conventions.LabelRevision, VarRevision))

@@ -98,6 +98,7 @@ func TestBadFlags(t *testing.T) {
 		{"bad window", append(base, "--baseline-window", "yesterday"), "--baseline-window"},
 		{"window end before start", append(base, "--baseline-window", "2026-11-25T18:00:00Z,2026-11-25T17:00:00Z"), "end must be after start"},
 		{"bad alpha", append(base, "--alpha", "0.7"), "--alpha"},
+		{"bad error threshold", append(base, "--error-threshold", "2pp"), `--error-threshold "2pp"`},
 		{"unknown flag", append(base, "--frobnicate"), "frobnicate"},
 		{"no source", []string{"--baseline", "a", "--candidate", "b"}, "no source"},
 		{"two sources", append(base, "--tempo-url", "http://x"), "several sources"},
@@ -265,6 +266,8 @@ func TestTempoEndToEnd(t *testing.T) {
 		switch {
 		case strings.Contains(q, "histogram_over_time"):
 			w.Write(fix("instant_histogram_by_version.json"))
+		case strings.Contains(q, "quantile_over_time"):
+			w.Write(fix("instant_quantiles_by_version_and_name.json"))
 		default:
 			w.Write(fix("instant_count_by_version.json"))
 		}
@@ -278,7 +281,26 @@ func TestTempoEndToEnd(t *testing.T) {
 	if code != conventions.ExitInconclusive {
 		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
 	}
-	if !strings.Contains(out, "resolution factor 2") || !strings.Contains(out, "bucket resolution at p99 is x2.00") {
+	if !strings.Contains(out, "resolution factor 2") || !strings.Contains(out, "bucket resolution at p99 is x2.00") ||
+		!strings.Contains(out, "tempo's own quantile_over_time: 0.2131s -> 0.2661s") {
 		t.Errorf("the factor-2 resolution is not stated:\n%s", out)
+	}
+}
+
+func TestDemoAndBench(t *testing.T) {
+	dir := t.TempDir()
+	if code, out, errs := runCLI("demo-data", "--out", dir, "--spans", "2000"); code != 0 {
+		t.Fatalf("demo-data: %d %s %s", code, out, errs)
+	}
+	// The documented example: the demo's slow tail fails the gate.
+	code, out, _ := runCLI("--otlp-file", filepath.Join(dir, "traces-*.jsonl"), "--baseline", "v1.4.0", "--candidate", "v1.5.0", "--span-kind", "server")
+	if code != conventions.ExitFail || !strings.Contains(out, "Reconcile") || strings.Contains(out, "GET /apis") {
+		t.Errorf("demo gate: exit %d\n%s", code, out)
+	}
+	if code, out, errs := runCLI("bench", "--spans", "80000"); code != 0 || !strings.Contains(out, "compared 80000 spans") {
+		t.Errorf("bench: %d %s %s", code, out, errs)
+	}
+	if code, _, errs := runCLI("demo-data"); code != conventions.ExitError || !strings.Contains(errs, "--out") {
+		t.Errorf("demo-data without --out: %d %s", code, errs)
 	}
 }

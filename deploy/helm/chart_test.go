@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -258,7 +259,7 @@ func TestTemplate(t *testing.T) {
 				"NetworkPolicy": 2, "PodDisruptionBudget": 1, "ServiceMonitor": 1, "PodMonitor": 1},
 			true, true, true, true},
 		{"no-prom-operator", []string{"-f", "ci/no-prom-operator.yaml", "--kube-version", "1.31.0", "--api-versions", promAPI, "--api-versions", certAPI},
-			map[string]int{"PrometheusRule": 0, "PodMonitor": 0, "Certificate": 0, "Secret": 1}, false, false, false, false},
+			map[string]int{"PrometheusRule": 0, "PodMonitor": 0, "Certificate": 0, "Secret": 1, "Role": 1, "RoleBinding": 1}, false, false, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{}, tc.args...)
@@ -295,6 +296,8 @@ func TestTemplateRejectsBadValues(t *testing.T) {
 		{[]string{"sidecar.logSource=journald"}, "logSource"},
 		{[]string{"gateway.enabled=true"}, "gateway.tracesEndpoint is required"},
 		{[]string{"sidecar.resources.limits.memory=1.5Gi", "webhook.enabled=false"}, ""}, // the webhook computes it; fine without the template
+		{[]string{"gateway.enabled=true", "gateway.tracesEndpoint=http://tempo:4318", "gateway.resources.limits.memory=1.5Gi"}, `resources.limits.memory "1.5Gi"`},
+		{[]string{"webhook.restrictedNamespaces=allow"}, "restrictedNamespaces"},
 		{[]string{"webhook.failurePolicy=Sometimes"}, "failurePolicy"},
 		{[]string{"sidecar.unknownKey=1"}, "unknownKey"},
 		{[]string{"sidecar.logSource=api", "sidecar.apiLogAccess[0].serviceAccounts[0]=sa"}, "namespace"},
@@ -396,20 +399,21 @@ func checkServices(t *testing.T, objs []object) {
 func checkWebhook(t *testing.T, objs []object, native, certMgr, matchConds bool) {
 	t.Helper()
 	mwc := ofKind[*admissionregistrationv1.MutatingWebhookConfiguration](objs)[0]
-	if len(mwc.Webhooks) != 1 {
-		t.Fatalf("%d webhooks", len(mwc.Webhooks))
+	if len(mwc.Webhooks) == 0 {
+		t.Fatal("no webhooks")
+	}
+	for _, wh := range mwc.Webhooks {
+		if wh.FailurePolicy == nil || *wh.FailurePolicy != admissionregistrationv1.Ignore {
+			t.Errorf("%s: failurePolicy = %v, want Ignore", wh.Name, wh.FailurePolicy)
+		}
+		if wh.SideEffects == nil || *wh.SideEffects != admissionregistrationv1.SideEffectClassNone || !slices.Equal(wh.AdmissionReviewVersions, []string{"v1"}) {
+			t.Errorf("%s: sideEffects/admissionReviewVersions: %v %v", wh.Name, wh.SideEffects, wh.AdmissionReviewVersions)
+		}
+		if (len(wh.MatchConditions) > 0) != matchConds {
+			t.Errorf("%s: matchConditions present = %t, want %t", wh.Name, len(wh.MatchConditions) > 0, matchConds)
+		}
 	}
 	wh := mwc.Webhooks[0]
-	if wh.FailurePolicy == nil || *wh.FailurePolicy != admissionregistrationv1.Ignore {
-		t.Errorf("failurePolicy = %v, want Ignore", wh.FailurePolicy)
-	}
-	if wh.SideEffects == nil || *wh.SideEffects != admissionregistrationv1.SideEffectClassNone || !slices.Equal(wh.AdmissionReviewVersions, []string{"v1"}) {
-		t.Errorf("sideEffects/admissionReviewVersions: %v %v", wh.SideEffects, wh.AdmissionReviewVersions)
-	}
-	if (len(wh.MatchConditions) > 0) != matchConds {
-		t.Errorf("matchConditions present = %t, want %t", len(wh.MatchConditions) > 0, matchConds)
-	}
-
 	var dep *appsv1.Deployment
 	for _, d := range ofKind[*appsv1.Deployment](objs) {
 		if d.Spec.Template.Labels[webhook.LabelRole] == webhook.RoleWebhook {
@@ -423,6 +427,11 @@ func checkWebhook(t *testing.T, objs []object, native, certMgr, matchConds bool)
 	sel, err := metav1.LabelSelectorAsSelector(wh.ObjectSelector)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, other := range mwc.Webhooks[1:] {
+		if !reflect.DeepEqual(other.ObjectSelector, wh.ObjectSelector) {
+			t.Errorf("webhooks differ in objectSelector: %v vs %v", other.ObjectSelector, wh.ObjectSelector)
+		}
 	}
 	if sel.Matches(labelSet(dep.Spec.Template.Labels)) {
 		t.Errorf("objectSelector %v matches the webhook's own pods", wh.ObjectSelector)
@@ -614,5 +623,47 @@ func TestDefaultTagIsAppVersion(t *testing.T) {
 	want := `{{- define "opsight.defaultTag" -}}` + c.AppVersion + `{{- end -}}`
 	if !strings.Contains(string(helpers), want) {
 		t.Errorf("_helpers.tpl opsight.defaultTag must be the appVersion %q (%s)", c.AppVersion, want)
+	}
+}
+
+// TestWebhookPodSecurityRouting: with logSource file, namespaces enforcing
+// Pod Security baseline/restricted (which reject hostPath) never reach the
+// hostPath injection; with restrictedNamespaces=api they reach /mutate/api.
+func TestWebhookPodSecurityRouting(t *testing.T) {
+	const pss = "pod-security.kubernetes.io/enforce"
+	nsLabels := map[string]labels.Set{
+		"privileged":  {"kubernetes.io/metadata.name": "widget-system", pss: "privileged"},
+		"unlabelled":  {"kubernetes.io/metadata.name": "widget-system"},
+		"baseline":    {"kubernetes.io/metadata.name": "widget-system", pss: "baseline"},
+		"restricted":  {"kubernetes.io/metadata.name": "widget-system", pss: "restricted"},
+		"kube-system": {"kubernetes.io/metadata.name": "kube-system"},
+	}
+	for _, tc := range []struct {
+		name string
+		set  string
+		want map[string]string // namespace kind -> webhook path ("" = none)
+	}{
+		{"file-skip", "sidecar.logSource=file", map[string]string{"privileged": "/mutate", "unlabelled": "/mutate", "baseline": "", "restricted": "", "kube-system": ""}},
+		{"file-api", "sidecar.logSource=file,webhook.restrictedNamespaces=api", map[string]string{"privileged": "/mutate", "unlabelled": "/mutate", "baseline": "/mutate/api", "restricted": "/mutate/api", "kube-system": ""}},
+		{"api", "sidecar.logSource=api", map[string]string{"privileged": "/mutate", "unlabelled": "/mutate", "baseline": "/mutate", "restricted": "/mutate", "kube-system": ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mwc := ofKind[*admissionregistrationv1.MutatingWebhookConfiguration](render(t, "--set", tc.set))[0]
+			for ns, want := range tc.want {
+				var got []string
+				for _, wh := range mwc.Webhooks {
+					sel, err := metav1.LabelSelectorAsSelector(wh.NamespaceSelector)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if sel.Matches(nsLabels[ns]) {
+						got = append(got, *wh.ClientConfig.Service.Path)
+					}
+				}
+				if want == "" && len(got) != 0 || want != "" && !slices.Equal(got, []string{want}) {
+					t.Errorf("namespace %s reaches %v, want %q", ns, got, want)
+				}
+			}
+		})
 	}
 }

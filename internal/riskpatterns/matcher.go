@@ -20,11 +20,11 @@ type Matcher struct {
 	// (state*stride), with outFlag set when that state ends a needle.
 	delta []uint32
 	out   map[uint32][]int32 // row offset → pattern indices (dictionary links merged)
-	// start marks the byte pairs (either case) that begin a needle, or whose
-	// first byte is a one-byte needle: a line is scanned pair by pair and
-	// the automaton runs only from such a pair until it is back at depth ≤ 1.
-	// Most bytes of a line then cost one independent table load instead of a
-	// dependent load chain.
+	// start is a hashed set of the byte triples (any case) that begin a
+	// needle (shorter needles: every triple with that prefix). A line is
+	// scanned triple by triple and the automaton runs only from a possible
+	// start until it is back at depth ≤ 1, so most bytes cost one
+	// independent table load instead of a step of a dependent load chain.
 	start   [1 << 16 / 64]uint64
 	shallow uint32 // highest row offset of a state at depth ≤ 1 (BFS order)
 }
@@ -196,18 +196,7 @@ func NewMatcher(patterns []Pattern) (*Matcher, error) {
 	m.shallow = uint32(depth1) * uint32(nclass)
 	for _, p := range patterns {
 		for _, n := range p.Needles {
-			a := foldByte(n[0])
-			for _, x := range caseVariants(a) {
-				if len(n) == 1 {
-					for y := 0; y < 256; y++ {
-						m.setStart(x, byte(y))
-					}
-					continue
-				}
-				for _, y := range caseVariants(foldByte(n[1])) {
-					m.setStart(x, y)
-				}
-			}
+			m.addStart(n)
 		}
 	}
 	m.delta = make([]uint32, len(nodes)*nclass)
@@ -236,14 +225,35 @@ func caseVariants(c byte) []byte {
 	return []byte{c}
 }
 
-func (m *Matcher) setStart(a, b byte) {
-	k := uint(a)<<8 | uint(b)
-	m.start[k>>6] |= 1 << (k & 63)
+// addStart marks every triple a needle can begin with.
+func (m *Matcher) addStart(n string) {
+	variants := func(k int) []byte {
+		if k < len(n) {
+			return caseVariants(foldByte(n[k]))
+		}
+		all := make([]byte, 256) // the needle is shorter: any byte follows
+		for i := range all {
+			all[i] = byte(i)
+		}
+		return all
+	}
+	for _, a := range variants(0) {
+		for _, b := range variants(1) {
+			for _, c := range variants(2) {
+				h := hash3(a, b, c)
+				m.start[h>>6] |= 1 << (h & 63)
+			}
+		}
+	}
 }
 
-func (m *Matcher) isStart(a, b byte) bool {
-	k := uint(a)<<8 | uint(b)
-	return m.start[k>>6]&(1<<(k&63)) != 0
+func hash3(a, b, c byte) uint32 {
+	return (uint32(a)<<8 | uint32(b)) ^ (uint32(c) << 5) ^ uint32(c)
+}
+
+func (m *Matcher) isStart(a, b, c byte) bool {
+	h := hash3(a, b, c)
+	return m.start[h>>6]&(1<<(h&63)) != 0
 }
 
 func appendUnique(s []int32, v int32) []int32 {
@@ -285,7 +295,7 @@ func (m *Matcher) MatchString(s string, dst []int) []int {
 	for i < n {
 		// Skip positions where no needle can start (state is then depth ≤ 1,
 		// equivalent to restarting from the root at the next start).
-		for i+1 < n && !m.isStart(s[i], s[i+1]) {
+		for i+2 < n && !m.isStart(s[i], s[i+1], s[i+2]) {
 			i++
 		}
 		// Run the automaton from the root until it falls back to depth ≤ 1

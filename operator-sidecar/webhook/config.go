@@ -96,6 +96,10 @@ type Config struct {
 	// Namespace the webhook runs in (default $POD_NAMESPACE); pods there
 	// labelled opsight.dev/role=webhook are never injected.
 	Namespace string `json:"namespace,omitempty"`
+
+	// defaultSecurityContext records that SecurityContext was not configured,
+	// so WithLogSource can pick the default that fits the other log source.
+	defaultSecurityContext bool
 }
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
@@ -153,7 +157,8 @@ func (c *Config) applyDefaults() {
 		q := resource.MustParse("256Mi")
 		c.StateSizeLimit = &q
 	}
-	if c.SecurityContext == nil {
+	if c.SecurityContext == nil || c.defaultSecurityContext {
+		c.defaultSecurityContext = true
 		group := int64(0)
 		if c.LogSource == LogSourceAPI {
 			group = 65532
@@ -168,6 +173,19 @@ func (c *Config) applyDefaults() {
 			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		}
 	}
+}
+
+// WithLogSource returns a copy of c reading logs from src; a default
+// securityContext follows the log source (group 0 only for file).
+func (c Config) WithLogSource(src string) Config {
+	if c.LogSource == src {
+		return c
+	}
+	c.LogSource = src
+	if c.defaultSecurityContext {
+		c.applyDefaults()
+	}
+	return c
 }
 
 // Validate reports the first setting that cannot work, naming its key.

@@ -315,13 +315,12 @@ func TestNoPatch(t *testing.T) {
 func TestWebhookSelfOnlyInOwnNamespace(t *testing.T) {
 	// A pod elsewhere that happens to carry the webhook role label is an
 	// operator like any other.
-	raw, req := readFixture(t, "review_webhook_self.json")
+	_, req := readFixture(t, "review_webhook_self.json")
 	req.Request.Namespace = "widget-system"
 	body, _ := json.Marshal(req)
 	if resp := review(t, loadCfg(t, "config.yaml", true), body); resp.Patch == nil {
 		t.Errorf("pod outside the webhook namespace was not injected")
 	}
-	_ = raw
 }
 
 func TestMalformedPodDenied(t *testing.T) {
@@ -410,4 +409,75 @@ func FuzzMutate(f *testing.F) {
 			t.Fatalf("patch does not apply to its own pod: %v\n%s", err, resp.Patch)
 		}
 	})
+}
+
+// BenchmarkMutate measures one admission decision (decode pod, plan, encode
+// patch) for a typical operator pod.
+func BenchmarkMutate(b *testing.B) {
+	cfg, err := LoadConfig(filepath.Join("testdata", "config.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join("testdata", "review_operator.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var review admissionv1.AdmissionReview
+	if err := json.Unmarshal(raw, &review); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if resp := Mutate(&cfg, review.Request); resp.Patch == nil {
+			b.Fatal("no patch")
+		}
+	}
+}
+
+// TestMutateAPIPath: /mutate/api injects in api mode whatever the config's
+// log source (the chart routes namespaces that enforce Pod Security
+// baseline/restricted there, where a hostPath would get the pod rejected).
+func TestMutateAPIPath(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		configure func(*Config)
+		wantGroup int64
+	}{
+		{"default securityContext follows the log source", func(*Config) {}, 65532},
+		{"configured securityContext is kept", func(c *Config) {
+			c.SecurityContext = c.SecurityContext.DeepCopy()
+			c.SecurityContext.RunAsGroup = ptr(int64(1234))
+			c.defaultSecurityContext = false
+		}, 1234},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := loadCfg(t, "config.yaml", true)
+			tc.configure(cfg)
+			srv := httptest.NewServer(NewHandler(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))))
+			defer srv.Close()
+			raw, req := readFixture(t, "review_operator.json")
+			resp, err := http.Post(srv.URL+"/mutate/api", "application/json", bytes.NewReader(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out admissionv1.AdmissionReview
+			if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			_, pod := applyPatch(t, req, out.Response)
+			sc, _, n := findSidecar(pod)
+			if n != 1 {
+				t.Fatalf("%d sidecars", n)
+			}
+			apiCfg := cfg.WithLogSource(LogSourceAPI)
+			checkLogAccess(t, &apiCfg, pod, sc, envOf(sc), "manager")
+			if got := *sc.SecurityContext.RunAsGroup; got != tc.wantGroup {
+				t.Errorf("runAsGroup = %d, want %d", got, tc.wantGroup)
+			}
+			if cfg.LogSource != LogSourceFile {
+				t.Errorf("WithLogSource changed the original config")
+			}
+		})
+	}
 }

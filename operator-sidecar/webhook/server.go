@@ -35,6 +35,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	native := fs.String("native-sidecar", "", "true|false: inject a native sidecar (initContainers, restartPolicy Always; Kubernetes >= 1.29); overrides the config's nativeSidecar")
 	namespace := fs.String("namespace", "", "the webhook's own namespace (default $POD_NAMESPACE)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // usage was printed
+		}
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -86,26 +89,34 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 }
 
-// NewHandler serves /mutate (AdmissionReview v1), /healthz and /readyz.
+// NewHandler serves /mutate (AdmissionReview v1), /mutate/api (the same with
+// logSource api, for namespaces whose Pod Security level forbids hostPath),
+// /healthz and /readyz.
 func NewHandler(cfg *Config, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") }
 	mux.HandleFunc("GET /healthz", ok)
 	mux.HandleFunc("GET /readyz", ok)
-	mux.HandleFunc("POST /mutate", func(w http.ResponseWriter, r *http.Request) {
+	apiCfg := cfg.WithLogSource(LogSourceAPI)
+	mux.Handle("POST /mutate", mutateHandler(cfg, logger))
+	mux.Handle("POST /mutate/api", mutateHandler(&apiCfg, logger))
+	return mux
+}
+
+func mutateHandler(cfg *Config, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		review, status, err := decodeReview(http.MaxBytesReader(w, r.Body, maxReviewBytes))
 		if err != nil {
 			http.Error(w, err.Error(), status)
 			return
 		}
 		resp := Mutate(cfg, review.Request)
-		logger.Info("admission", "uid", review.Request.UID, "namespace", review.Request.Namespace,
+		logger.Info("admission", "path", r.URL.Path, "uid", review.Request.UID, "namespace", review.Request.Namespace,
 			"patched", resp.Patch != nil, "allowed", resp.Allowed, "warnings", resp.Warnings)
 		out := admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: resp}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(&out)
 	})
-	return mux
 }
 
 func decodeReview(r io.Reader) (*admissionv1.AdmissionReview, int, error) {

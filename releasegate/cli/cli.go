@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -74,6 +75,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&thresholds, "threshold", "allowed increase per quantile, p99:+15% or +15% for all (repeatable) (default p99:+15%)")
 	alpha := fs.Float64("alpha", 0.05, "familywise false-fail rate over all gating comparisons (Holm)")
 	gateErrors := fs.Bool("gate-errors", false, "fail when the error share (status ERROR) rose significantly")
+	errThreshold := fs.String("error-threshold", "0%", "rise of the error share, in percentage points, tolerated before it counts (e.g. 1%)")
 	incPass := fs.Bool("inconclusive-as-pass", false, "exit 0 instead of 2 when the data cannot tell")
 	format := fs.String("format", "text", "output format: text, json, markdown, junit")
 	output := fs.String("output", "", "write the report to this file instead of stdout")
@@ -111,6 +113,10 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	th, err := ParseThresholds(thresholds, qs)
 	if err != nil {
 		return fail("%v", err)
+	}
+	et, err := parsePercent(*errThreshold)
+	if err != nil || et >= 1 {
+		return fail("--error-threshold %q: expected percentage points such as 1%% (below 100%%)", *errThreshold)
 	}
 	if !(*alpha > 0 && *alpha < 0.5) {
 		return fail("--alpha %g: expected a probability in (0, 0.5), such as 0.05", *alpha)
@@ -185,7 +191,13 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	q := source.Query{Service: *service, SpanNames: spanNames, SpanKind: kind,
-		Baseline: source.Revision{Name: *baseline, Window: bw}, Candidate: source.Revision{Name: *candidate, Window: cw}}
+		Baseline: source.Revision{Name: *baseline, Window: bw}, Candidate: source.Revision{Name: *candidate, Window: cw},
+		Quantiles: qs}
+	for p := range th {
+		if !slices.Contains(q.Quantiles, p) {
+			q.Quantiles = append(q.Quantiles, p)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	res, err := s.Fetch(ctx, q)
@@ -193,7 +205,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	rep := gate.Evaluate(res, *baseline, *candidate, gate.Config{Quantiles: qs, Thresholds: th, Alpha: *alpha,
-		GateErrors: *gateErrors, InconclusiveAsPass: *incPass})
+		GateErrors: *gateErrors, ErrorThreshold: et, InconclusiveAsPass: *incPass})
 
 	out := stdout
 	if *output != "" {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/opsight/opsight/internal/conventions"
 	"github.com/opsight/opsight/releasegate/source"
+	"github.com/opsight/opsight/releasegate/stats"
 )
 
 // Reconcile latencies: lognormal with a 50 ms median and sigma 0.5, the
@@ -47,6 +48,13 @@ func bimodal(share, factor float64) shape {
 			x *= factor
 		}
 		return x
+	}
+}
+
+// ticks rounds lognormal durations up to a clock tick.
+func ticks(tick float64) shape {
+	return func(r *rand.Rand) float64 {
+		return tick * math.Ceil(recMedian*math.Exp(recSigma*r.NormFloat64())/tick)
 	}
 }
 
@@ -111,6 +119,8 @@ func TestCalibrationFalseFails(t *testing.T) {
 		{"A/A n=2000, default p99:+15%", 2000, lognormal(recSigma), nil},
 		// A heavy, two-humped tail: 10% of reconciles take a slow path.
 		{"A/A bimodal n=1000, +0% on p50,p90,p99", 1000, bimodal(0.1, 8), map[float64]float64{0.5: 0, 0.9: 0, 0.99: 0}},
+		// Durations rounded to a 5 ms clock tick: heavy ties at every quantile.
+		{"A/A 5ms ticks n=2000, +0% on p50,p90,p99", 2000, ticks(0.005), map[float64]float64{0.5: 0, 0.9: 0, 0.99: 0}},
 		// True p99 ratio exactly 1.15: on the boundary of the default threshold.
 		{"p99 exactly +15%, n=2000, default p99:+15%", 2000, tailStretch(1.15), nil},
 		{"p99 exactly +15%, n=300, default p99:+15%", 300, tailStretch(1.15), nil},
@@ -119,7 +129,7 @@ func TestCalibrationFalseFails(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := Config{Alpha: alpha, Thresholds: tc.threshold}
 			base := lognormal(recSigma)
-			if strings.HasPrefix(tc.name, "A/A bimodal") {
+			if strings.HasPrefix(tc.name, "A/A bimodal") || strings.HasPrefix(tc.name, "A/A 5ms") {
 				base = tc.cand
 			}
 			fail, _, _ := rate(t, seeds, tc.n, base, tc.cand, cfg)
@@ -129,6 +139,62 @@ func TestCalibrationFalseFails(t *testing.T) {
 			}
 		})
 	}
+}
+
+// nativeHist buckets durations like a Prometheus native histogram of schema 3
+// (bucket bounds 2^(k/8), factor 1.09).
+func nativeHist(x []float64) *stats.Histogram {
+	h := &stats.Histogram{Exponential: true}
+	for _, v := range x {
+		k := math.Ceil(8 * math.Log2(v))
+		h.Buckets = append(h.Buckets, stats.Bucket{Lower: math.Exp2((k - 1) / 8), Upper: math.Exp2(k / 8), Count: 1})
+	}
+	h.Normalize()
+	return h
+}
+
+func TestCalibrationHistogram(t *testing.T) {
+	const seeds, alpha = 400, 0.05
+	cases := []struct {
+		name      string
+		cand      shape
+		threshold map[float64]float64
+		maxFail   float64
+		minFail   float64
+	}{
+		{"A/A native buckets, n=2000, +0% on p50,p90,p99", lognormal(recSigma), map[float64]float64{0.5: 0, 0.9: 0, 0.99: 0}, alpha, 0},
+		// Interpolated within fine buckets: must stay valid on the boundary.
+		{"p99 exactly +15% native buckets, n=2000, p99:+15%", tailStretch(1.15), nil, alpha, 0},
+		{"uniform +10% native buckets, n=2000, +10% on p50,p90,p99", scaled(1.1), map[float64]float64{0.5: 0.1, 0.9: 0.1, 0.99: 0.1}, alpha, 0},
+		{"bimodal tail (5% x3) native buckets, n=2000, p99:+15%", bimodal(0.05, 3), nil, 1, 0.85},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var fails float64
+			for seed := 0; seed < seeds; seed++ {
+				r := rand.New(rand.NewPCG(uint64(seed), 0x415))
+				b, c := sample(r, 2000, lognormal(recSigma)), sample(r, 2000, tc.cand)
+				op := source.Op{Name: "Reconcile",
+					Baseline:  source.Side{Hist: nativeHist(b), Count: 2000},
+					Candidate: source.Side{Hist: nativeHist(c), Count: 2000}}
+				if Evaluate(&source.Result{Ops: []source.Op{op}}, "a", "b", Config{Alpha: alpha, Thresholds: tc.threshold}).Verdict == conventions.VerdictFail {
+					fails++
+				}
+			}
+			rate := fails / seeds
+			t.Logf("CALIBRATION histogram fail rate %-52s %.4f (%d seeds)", tc.name, rate, seeds)
+			if rate > tc.maxFail+mcSlack(alpha, seeds)*boolf(tc.maxFail < 1) || rate < tc.minFail {
+				t.Errorf("fail rate %.4f outside [%.2f, %.2f]", rate, tc.minFail, tc.maxFail)
+			}
+		})
+	}
+}
+
+func boolf(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func TestCalibrationDetection(t *testing.T) {
@@ -193,7 +259,9 @@ func TestSmallSamplesInconclusive(t *testing.T) {
 	}
 }
 
-func contains(s, sub string) bool { return len(s) >= len(sub) && (s == sub || len(sub) == 0 || indexOf(s, sub) >= 0) }
+func contains(s, sub string) bool {
+	return len(s) >= len(sub) && (s == sub || len(sub) == 0 || indexOf(s, sub) >= 0)
+}
 
 func indexOf(s, sub string) int {
 	for i := 0; i+len(sub) <= len(s); i++ {

@@ -26,6 +26,9 @@ type Config struct {
 	Alpha float64
 	// GateErrors makes a significant rise of the error share a fail.
 	GateErrors bool
+	// ErrorThreshold is the rise of the error share (absolute, 0.01 = one
+	// percentage point) tolerated before a rise counts (default 0).
+	ErrorThreshold float64
 	// InconclusiveAsPass maps an inconclusive overall verdict to exit 0.
 	InconclusiveAsPass bool
 	// ThroughputTolerance is the relative difference in spans/s above which
@@ -211,10 +214,10 @@ func Evaluate(res *source.Result, baseline, candidate string, cfg Config) *Repor
 			s.ErrorVerdict, s.ErrorReason, s.ErrorPValue = conventions.VerdictInconclusive, "error counts not available from this source", 1
 			continue
 		}
-		pr := stats.TwoProportion(op.Baseline.Errors, op.Baseline.Count, op.Candidate.Errors, op.Candidate.Count)
+		pr := stats.TwoProportionDelta(op.Baseline.Errors, op.Baseline.Count, op.Candidate.Errors, op.Candidate.Count, cfg.ErrorThreshold)
 		s.ErrorRatioBaseline, s.ErrorRatioCand, s.ErrorPValue = pr.Base, pr.Cand, pr.P
-		desc := fmt.Sprintf("error share %.2f%% -> %.2f%% (difference %+.2f pp, 90%% interval [%+.2f, %+.2f] pp, one-sided p=%.3g)",
-			100*pr.Base, 100*pr.Cand, 100*(pr.Cand-pr.Base), 100*pr.Lo, 100*pr.Hi, pr.P)
+		desc := fmt.Sprintf("error share %.2f%% -> %.2f%% (difference %+.2f pp, 90%% interval [%+.2f, %+.2f] pp; allowed rise %.2g pp, one-sided p=%.3g)",
+			100*pr.Base, 100*pr.Cand, 100*(pr.Cand-pr.Base), 100*pr.Lo, 100*pr.Hi, 100*cfg.ErrorThreshold, pr.P)
 		if cfg.GateErrors {
 			family = append(family, test{p: pr.P, settle: func(reject bool, level float64) {
 				if reject {
@@ -267,8 +270,16 @@ func Evaluate(res *source.Result, baseline, candidate string, cfg Config) *Repor
 	}
 	if res.Source == "tempo" {
 		for i := range r.Comparisons {
-			if r.Comparisons[i].Histogram {
-				r.Comparisons[i].Reason += " [tempo: power-of-two nanosecond buckets, quantiles known only within a factor of 2 (resolution factor 2)]"
+			c := &r.Comparisons[i]
+			if c.Histogram {
+				c.Reason += " [tempo: power-of-two nanosecond buckets, quantiles known only within a factor of 2 (resolution factor 2)"
+				op := opByName(res.Ops, c.Service, c.Operation)
+				if b, ok := op.Baseline.Reported[c.Quantile]; ok {
+					if cd, ok := op.Candidate.Reported[c.Quantile]; ok {
+						c.Reason += fmt.Sprintf("; tempo's own quantile_over_time: %.4gs -> %.4gs", b, cd)
+					}
+				}
+				c.Reason += "]"
 			}
 		}
 	}
@@ -291,6 +302,15 @@ func Evaluate(res *source.Result, baseline, candidate string, cfg Config) *Repor
 		}
 	}
 	return r
+}
+
+func opByName(ops []source.Op, svc, name string) source.Op {
+	for _, op := range ops {
+		if op.Service == svc && op.Name == name {
+			return op
+		}
+	}
+	return source.Op{}
 }
 
 func opName(svc, name string) string {
@@ -354,7 +374,13 @@ func compare(op source.Op, q float64, cfg Config) Comparison {
 			c.Verdict, c.Reason = conventions.VerdictInconclusive, "one side has raw durations, the other a histogram"
 			break
 		}
-		r = stats.NewHistogramRatio(bh, ch, q)
+		// Buckets finer than the threshold are interpolated; coarser ones
+		// only decide shifts that cross bucket bounds.
+		fine := 1 + th
+		if !gating {
+			fine = 1.15
+		}
+		r = stats.NewHistogramRatio(bh, ch, q, fine)
 	default:
 		r = stats.NewRawRatio(op.Baseline.Durations, op.Candidate.Durations, q)
 	}

@@ -120,6 +120,16 @@ func TestErrorsThroughputMix(t *testing.T) {
 	if rep.Operations[1].ErrorVerdict != conventions.VerdictFail || rep.Verdict != conventions.VerdictFail {
 		t.Errorf("--gate-errors: %s / %s: %s", rep.Operations[1].ErrorVerdict, rep.Verdict, rep.Operations[1].ErrorReason)
 	}
+	// 2% -> 6% is within an allowed rise of 10 pp, and clearly beyond 1 pp.
+	for _, c := range []struct {
+		delta float64
+		want  string
+	}{{0.10, conventions.VerdictPass}, {0.01, conventions.VerdictFail}} {
+		rep = Evaluate(res, "a", "b", Config{GateErrors: true, ErrorThreshold: c.delta})
+		if got := rep.Operations[1].ErrorVerdict; got != c.want {
+			t.Errorf("--error-threshold %v: %s (%s)", c.delta, got, rep.Operations[1].ErrorReason)
+		}
+	}
 }
 
 func TestQuantileName(t *testing.T) {

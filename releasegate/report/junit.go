@@ -58,6 +58,7 @@ func JUnit(w io.Writer, r *gate.Report) error {
 		switch verdict {
 		case conventions.VerdictFail:
 			c.Failure = &junitMessage{Message: reason, Type: "regression", Body: detail}
+			c.SystemOut = "" // the failure body says it already
 			s.Failures++
 		case conventions.VerdictInconclusive:
 			c.Skipped = &junitMessage{Message: "inconclusive: " + reason}

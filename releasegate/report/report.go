@@ -181,7 +181,7 @@ type jsonComparison struct {
 	Reason     string `json:"reason"`
 
 	Gating     bool `json:"gating"`
-	Threshold  num  `json:"threshold"`
+	Threshold  *num `json:"threshold"` // null when the quantile does not gate
 	PValue     num  `json:"p_value"`
 	CITail     num  `json:"ci_tail"`
 	Histogram  bool `json:"histogram"`
@@ -231,9 +231,12 @@ func JSON(w io.Writer, r *gate.Report) error {
 		jc := jsonComparison{Service: c.Service, Operation: c.Operation, Quantile: num(c.Quantile), Baseline: num(c.Baseline),
 			Candidate: num(c.Candidate), Ratio: num(c.Ratio), CILow: num(c.CILow), CIHigh: num(c.CIHigh),
 			NBaseline: c.NBaseline, NCandidate: c.NCandidate, Verdict: c.Verdict, Reason: c.Reason,
-			Gating: c.Gating, Threshold: num(c.Threshold), PValue: num(c.PValue), CITail: num(c.Level), Histogram: c.Histogram}
+			Gating: c.Gating, PValue: num(c.PValue), CITail: num(c.Level), Histogram: c.Histogram}
 		if c.Histogram {
 			jc.Resolution = num(c.Resolution)
+		}
+		if c.Gating {
+			jc.Threshold = ptr(c.Threshold)
 		}
 		out.Comparisons = append(out.Comparisons, jc)
 	}
@@ -248,6 +251,7 @@ func JSON(w io.Writer, r *gate.Report) error {
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // reasons read "0.21s -> 0.27s", not "\u003e"
 	return enc.Encode(out)
 }
 

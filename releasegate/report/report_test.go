@@ -25,7 +25,7 @@ func sampleReport(t *testing.T) *gate.Report {
 	}
 	res := &source.Result{Source: "test", Ops: []source.Op{
 		{Service: "svc", Name: "Reconcile <a|b>", Baseline: source.Side{Durations: x, Count: 1000}, Candidate: source.Side{Durations: y, Count: 1000}},
-		{Service: "svc", Name: "Only&Baseline", Baseline: source.Side{Hist: &stats.Histogram{Buckets: []stats.Bucket{{0, 1, 10}}}, Count: 10}},
+		{Service: "svc", Name: "Only&Baseline", Baseline: source.Side{Hist: &stats.Histogram{Buckets: []stats.Bucket{{Lower: 0, Upper: 1, Count: 10}}}, Count: 10}},
 	}}
 	return gate.Evaluate(res, "v1", "v2", gate.Config{})
 }

@@ -59,6 +59,16 @@ func rawCurve(sorted []float64, lo, hi float64) curve {
 	return c
 }
 
+func histCurve(h *stats.Histogram, lo, hi float64) curve {
+	var c curve
+	for i := 0; i <= 400; i++ {
+		x := lo * math.Pow(hi/lo, float64(i)/400)
+		c.x = append(c.x, x)
+		c.y = append(c.y, h.CDFAt(x))
+	}
+	return c
+}
+
 func panel(b *strings.Builder, r *gate.Report, d gate.Dist, y0 float64) {
 	// x range: the 0.1th percentile to the maximum over both sides.
 	lo, hi := math.Inf(1), 0.0
@@ -90,6 +100,11 @@ func panel(b *strings.Builder, r *gate.Report, d gate.Dist, y0 float64) {
 	}
 	if hi <= lo || math.IsInf(lo, 1) {
 		lo, hi = 1e-3, 1
+	}
+	for i, hist := range [2]*stats.Histogram{d.BaseHist, d.CandHist} {
+		if hist != nil && len(hist.Buckets) > 0 {
+			curves[i] = histCurve(hist, lo, hi)
+		}
 	}
 	if d.BaseRaw != nil {
 		curves[0] = rawCurve(d.BaseRaw, lo, hi)

@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/opsight/opsight/internal/conventions"
 	"github.com/opsight/opsight/releasegate/stats"
@@ -137,13 +137,13 @@ func promSelector(q Query, rev, extra string) string {
 	return "{" + strings.Join(m, ",") + "}"
 }
 
-// promRange spells a window length for PromQL, whole seconds (at least 1).
+// promRange spells a window length for PromQL in milliseconds (at least 1 s).
 func promRange(w Window) string {
-	s := int64(math.Round(w.Seconds()))
-	if s < 1 {
-		s = 1
+	ms := w.End.Sub(w.Start).Milliseconds()
+	if ms < 1000 {
+		ms = 1000
 	}
-	return strconv.FormatInt(s, 10) + "s"
+	return strconv.FormatInt(ms, 10) + "ms"
 }
 
 // Fetch queries both revisions.
@@ -174,7 +174,7 @@ func (p *Prometheus) Fetch(ctx context.Context, q Query) (*Result, error) {
 		sel, rng := promSelector(q, rev.Name, p.Matchers), promRange(rev.Window)
 		at := rev.Window.End
 
-		native, err := p.query(ctx, fmt.Sprintf("sum by (service_name, span_name) (increase(%s%s[%s]))", name, sel, rng), at.Unix())
+		native, err := p.query(ctx, fmt.Sprintf("sum by (service_name, span_name) (increase(%s%s[%s]))", name, sel, rng), at)
 		if err != nil {
 			return nil, err
 		}
@@ -194,7 +194,7 @@ func (p *Prometheus) Fetch(ctx context.Context, q Query) (*Result, error) {
 			usedNative = true
 		}
 
-		classic, err := p.query(ctx, fmt.Sprintf("sum by (service_name, span_name, le) (increase(%s_bucket%s[%s]))", name, sel, rng), at.Unix())
+		classic, err := p.query(ctx, fmt.Sprintf("sum by (service_name, span_name, le) (increase(%s_bucket%s[%s]))", name, sel, rng), at)
 		if err != nil {
 			return nil, err
 		}
@@ -227,7 +227,7 @@ func (p *Prometheus) Fetch(ctx context.Context, q Query) (*Result, error) {
 			usedClassic = true
 		}
 
-		calls, err := p.query(ctx, fmt.Sprintf("sum by (service_name, span_name, status_code) (increase(%s%s[%s]))", conventions.MetricSpanCalls, sel, rng), at.Unix())
+		calls, err := p.query(ctx, fmt.Sprintf("sum by (service_name, span_name, status_code) (increase(%s%s[%s]))", conventions.MetricSpanCalls, sel, rng), at)
 		if err != nil {
 			return nil, err
 		}
@@ -252,6 +252,7 @@ func (p *Prometheus) Fetch(ctx context.Context, q Query) (*Result, error) {
 		res.Ops = append(res.Ops, *op)
 	}
 	sortOps(res.Ops)
+	res.Notes = append(res.Notes, "prometheus: counts come from increase(), which extrapolates to the window edges (up to about one scrape interval each side); keep windows long against the scrape interval")
 	switch {
 	case usedClassic && usedNative:
 		res.Notes = append(res.Notes, "prometheus: native histograms where present, classic buckets elsewhere; quantiles are interpolated within buckets")
@@ -297,10 +298,10 @@ func sortFloats(x []float64) {
 	}
 }
 
-func (p *Prometheus) query(ctx context.Context, promql string, at int64) (*PromResponse, error) {
+func (p *Prometheus) query(ctx context.Context, promql string, at time.Time) (*PromResponse, error) {
 	v := url.Values{}
 	v.Set("query", promql)
-	v.Set("time", strconv.FormatInt(at, 10))
+	v.Set("time", strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64))
 	body, err := httpGet(ctx, p.Client, p.Header, strings.TrimRight(p.URL, "/")+"/api/v1/query?"+v.Encode(), "prometheus")
 	if err != nil {
 		return nil, err

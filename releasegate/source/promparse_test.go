@@ -31,7 +31,7 @@ func TestParsePromNative(t *testing.T) {
 
 func TestParsePromErrors(t *testing.T) {
 	for body, want := range map[string]string{
-		`{"status":"error","errorType":"bad_data","error":"parse error"}`:  "bad_data: parse error",
+		`{"status":"error","errorType":"bad_data","error":"parse error"}`: "bad_data: parse error",
 		`{"status":"success","data":{"resultType":"matrix","result":[]}}`: `expected a vector`,
 		`<html>`: "not Prometheus API JSON",
 	} {

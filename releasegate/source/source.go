@@ -57,6 +57,9 @@ type Query struct {
 	SpanKind  string   // SPAN_KIND_* (see NormalizeKind); empty = any
 	Baseline  Revision
 	Candidate Revision
+	// Quantiles the gate will compare; sources whose backend computes
+	// quantiles itself (Tempo) also report the backend's own figures.
+	Quantiles []float64
 }
 
 // MatchName reports whether a span name is selected.
@@ -80,6 +83,9 @@ type Side struct {
 	Count       float64
 	Errors      float64
 	ErrorsKnown bool
+	// Reported holds quantiles the backend computed itself (Tempo's
+	// quantile_over_time), for cross-checking; the gate does not use them.
+	Reported map[float64]float64
 }
 
 // Op is one operation (service, span name) in both revisions.

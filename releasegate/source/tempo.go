@@ -180,6 +180,9 @@ func (t *Tempo) Fetch(ctx context.Context, q Query) (*Result, error) {
 			side.Hist.Buckets = append(side.Hist.Buckets, stats.Bucket{Lower: up / 2, Upper: up, Count: c})
 			side.Count += c
 		}
+		if len(q.Quantiles) > 0 {
+			t.reportQuantiles(ctx, q, i, rev, filter, by, get, res)
+		}
 		counts, err := t.query(ctx, filter+" | count_over_time() by ("+tempoService+", "+tempoVersion+", name, status)", rev.Window)
 		if err != nil {
 			return nil, err
@@ -213,6 +216,42 @@ func (t *Tempo) Fetch(ctx context.Context, q Query) (*Result, error) {
 		return nil, err
 	}
 	return res, nil
+}
+
+// reportQuantiles asks Tempo for its own quantile_over_time, to show next to
+// ours; failure only costs the cross-check, so it becomes a note.
+func (t *Tempo) reportQuantiles(ctx context.Context, q Query, i int, rev Revision, filter, by string, get func(svc, name string) *Op, res *Result) {
+	ps := make([]string, len(q.Quantiles))
+	for k, p := range q.Quantiles {
+		ps[k] = strconv.FormatFloat(p, 'g', -1, 64)
+	}
+	r, err := t.query(ctx, filter+" | quantile_over_time(duration, "+strings.Join(ps, ", ")+") "+by, rev.Window)
+	if err != nil {
+		res.Notes = append(res.Notes, "tempo: quantile_over_time cross-check unavailable: "+err.Error())
+		return
+	}
+	for _, s := range r.Series {
+		if v, ok := s.Label(tempoVersion); ok && v != rev.Name {
+			continue
+		}
+		pl, ok := s.Label("p")
+		if !ok {
+			continue
+		}
+		p, err := strconv.ParseFloat(pl, 64)
+		if err != nil || s.Value == nil {
+			continue
+		}
+		svc, name := t.opLabels(s, q)
+		if !q.MatchName(name) {
+			continue // a stored response may carry more than was asked
+		}
+		side := sideOf(get(svc, name), i)
+		if side.Reported == nil {
+			side.Reported = map[float64]float64{}
+		}
+		side.Reported[p] = *s.Value
+	}
 }
 
 func sideOf(op *Op, i int) *Side {

@@ -53,6 +53,8 @@ func tempoServer(t *testing.T) (*httptest.Server, *[]string) {
 			w.Write(fixture(t, "error_bad_traceql.json"))
 		case strings.Contains(q, "histogram_over_time(duration)"):
 			w.Write(fixture(t, "instant_histogram_by_version.json"))
+		case strings.Contains(q, "quantile_over_time(duration, 0.5, 0.99)"):
+			w.Write(fixture(t, "instant_quantiles_by_version_and_name.json"))
 		case strings.Contains(q, "count_over_time()"):
 			w.Write(fixture(t, "instant_count_by_version.json"))
 		default:
@@ -72,7 +74,7 @@ type truthRev struct {
 
 func TestTempoAgainstTruth(t *testing.T) {
 	srv, seen := tempoServer(t)
-	q := Query{Service: "etcd-operator", SpanNames: []string{"Reconcile"},
+	q := Query{Service: "etcd-operator", SpanNames: []string{"Reconcile"}, Quantiles: []float64{0.5, 0.99},
 		Baseline: Revision{Name: "v1.4.0", Window: tempoWindow}, Candidate: Revision{Name: "v1.5.0", Window: tempoWindow}}
 	res, err := (&Tempo{URL: srv.URL}).Fetch(context.Background(), q)
 	if err != nil {
@@ -84,8 +86,8 @@ func TestTempoAgainstTruth(t *testing.T) {
 			t.Errorf("unexpected request %s", s)
 		}
 	}
-	if len(*seen) != 4 {
-		t.Errorf("%d requests, want 4 (histogram and counts per revision)", len(*seen))
+	if len(*seen) != 6 {
+		t.Errorf("%d requests, want 6 (histogram, quantiles and counts per revision)", len(*seen))
 	}
 	if len(res.Ops) != 1 {
 		t.Fatalf("ops %+v", res.Ops)
@@ -151,6 +153,13 @@ func TestTempoAgainstTruth(t *testing.T) {
 	}
 	if checked != 4 {
 		t.Errorf("compared %d quantiles with Tempo's, want 4", checked)
+	}
+	// The source hands Tempo's own figures over for the cross-check.
+	if got := op.Candidate.Reported[0.99]; got != 0.26611968679916764 {
+		t.Errorf("reported candidate p99 %v, want Tempo's 0.26611968679916764", got)
+	}
+	if len(op.Baseline.Reported) != 2 {
+		t.Errorf("reported %v", op.Baseline.Reported)
 	}
 	if len(res.Notes) == 0 || !strings.Contains(res.Notes[0], "factor of 2") {
 		t.Errorf("notes %q must state the factor-2 resolution", res.Notes)

@@ -120,6 +120,33 @@ func (h *Histogram) Bounds(p, tail float64) (lo, hi float64) {
 	return lo, hi
 }
 
+// CDFAt is the share of observations at or below x under the same
+// within-bucket model Quantile uses (so a plotted curve passes through the
+// quantiles the gate reports).
+func (h *Histogram) CDFAt(x float64) float64 {
+	total := h.Total()
+	if total <= 0 {
+		return math.NaN()
+	}
+	var cum float64
+	for _, b := range h.Buckets {
+		if x >= b.Upper {
+			cum += b.Count
+			continue
+		}
+		lo := math.Max(b.Lower, 0)
+		if x > lo && !math.IsInf(b.Upper, 1) {
+			f := (x - lo) / (b.Upper - lo)
+			if h.Exponential && lo > 0 {
+				f = math.Log(x/lo) / math.Log(b.Upper/lo)
+			}
+			cum += f * b.Count
+		}
+		break
+	}
+	return cum / total
+}
+
 // CDF returns the points (upper bound, cumulative share) for plotting.
 func (h *Histogram) CDF() (x, y []float64) {
 	total := h.Total()

@@ -2,6 +2,7 @@ package stats
 
 import (
 	"math"
+	"sort"
 )
 
 // hdMaxN is where the Harrell-Davis estimator hands over to the plain
@@ -120,8 +121,20 @@ func EstimateRaw(sorted []float64, p float64) RawEstimate {
 		zHi := NormQuantile(BinomCDF(u-1, n, p))
 		e.LogSELo = (math.Log(e.Q) - math.Log(lo)) / zLo
 		e.LogSEHi = (math.Log(hi) - math.Log(e.Q)) / zHi
-		// Identical order statistics (heavily tied data) would claim infinite
-		// precision; floor the error.
+		// Tied data (durations rounded to a clock tick) can make a bound equal
+		// the estimate and claim infinite precision. The value is only known to
+		// within half the gap to the next distinct duration: floor there.
+		if lo >= e.Q {
+			if i := sort.SearchFloat64s(sorted, e.Q); i > 0 {
+				mid := math.Max((sorted[i-1]+e.Q)/2, MinDuration)
+				e.LogSELo = (math.Log(e.Q) - math.Log(mid)) / zLo
+			}
+		}
+		if hi <= e.Q {
+			if i := sort.Search(n, func(k int) bool { return sorted[k] > e.Q }); i < n {
+				e.LogSEHi = (math.Log((sorted[i]+e.Q)/2) - math.Log(e.Q)) / zHi
+			}
+		}
 		e.LogSELo = math.Max(e.LogSELo, 1e-6)
 		e.LogSEHi = math.Max(e.LogSEHi, 1e-6)
 	}

@@ -16,12 +16,16 @@ type Ratio struct {
 	NCand      int
 	// Spread of each side: relative half-width of its 90% interval.
 	BaseSpread, CandSpread float64
-	Histogram              bool    // bucketed data: interval from bucket edges
+	Histogram              bool    // bucketed data
 	Resolution             float64 // histogram only: coarsest bucket factor at the quantile
+	// Edges is true when a histogram's interval runs between bucket edges
+	// (buckets too coarse for the threshold); false when it is computed like
+	// raw data, from interpolated order statistics.
+	Edges bool
 
-	logRatio     float64 // raw only
-	seLo, seHi   float64 // raw only: standard errors of ln ratio below and above
-	hb, hc       *Histogram
+	logRatio   float64 // raw and interpolated histograms
+	seLo, seHi float64 // standard errors of ln ratio below and above
+	hb, hc     *Histogram
 }
 
 // Value is the point estimate of the ratio.
@@ -29,7 +33,7 @@ func (r *Ratio) Value() float64 { return r.Cand / r.Base }
 
 // Valid reports whether an interval can be formed at all.
 func (r *Ratio) Valid() bool {
-	if r.Histogram {
+	if r.Edges {
 		return r.NBase > 0 && r.NCand > 0
 	}
 	return !math.IsNaN(r.seLo) && !math.IsNaN(r.seHi)
@@ -50,9 +54,15 @@ func NewRawRatio(base, cand []float64, p float64) *Ratio {
 	return r
 }
 
-// NewHistogramRatio compares bucketed durations.
-func NewHistogramRatio(base, cand *Histogram, p float64) *Ratio {
-	r := &Ratio{P: p, Histogram: true, hb: base, hc: cand,
+// NewHistogramRatio compares bucketed durations. fine is the bucket factor
+// up to which the buckets count as fine enough to interpolate (1+threshold):
+// then the interval is built like NewRawRatio's from interpolated order
+// statistics, with each side's error widened by the spread of a value
+// uniform (in log) over its bucket, ln(factor)/sqrt(12). Coarser buckets
+// give the bucket-edge interval, which only a shift across bucket bounds
+// can clear.
+func NewHistogramRatio(base, cand *Histogram, p, fine float64) *Ratio {
+	r := &Ratio{P: p, Histogram: true, Edges: true, hb: base, hc: cand,
 		Base: base.Quantile(p), Cand: cand.Quantile(p),
 		NBase: int(math.Floor(base.Total() + 1e-9)), NCand: int(math.Floor(cand.Total() + 1e-9))}
 	r.Resolution = math.Max(base.Resolution(p), cand.Resolution(p))
@@ -60,7 +70,39 @@ func NewHistogramRatio(base, cand *Histogram, p float64) *Ratio {
 	cl, ch := cand.Bounds(p, SETail)
 	r.BaseSpread = (bh - bl) / 2 / r.Base
 	r.CandSpread = (ch - cl) / 2 / r.Cand
+	if r.Resolution <= fine {
+		eb, ec := estimateHist(base, p), estimateHist(cand, p)
+		if !math.IsNaN(eb.LogSELo+eb.LogSEHi+ec.LogSELo+ec.LogSEHi) && r.Base > 0 && r.Cand > 0 {
+			r.Edges = false
+			r.logRatio = math.Log(r.Cand) - math.Log(r.Base)
+			r.seLo = math.Hypot(ec.LogSELo, eb.LogSEHi)
+			r.seHi = math.Hypot(ec.LogSEHi, eb.LogSELo)
+		}
+	}
 	return r
+}
+
+// estimateHist is EstimateRaw for a histogram: the order statistics of
+// ranks l and u are read by interpolation, and the bucket's own spread is
+// added to each standard error.
+func estimateHist(h *Histogram, p float64) RawEstimate {
+	total := h.Total()
+	n := int(math.Floor(total + 1e-9))
+	e := RawEstimate{N: n, Q: h.Quantile(p), LogSELo: math.NaN(), LogSEHi: math.NaN()}
+	l, u := OrderStatRanks(n, p, SETail)
+	if l < 1 || u > n || !(e.Q > 0) {
+		return e
+	}
+	e.Lo, e.Hi = h.Quantile(float64(l)/total), h.Quantile(float64(u)/total)
+	if !(e.Lo > 0) || math.IsInf(e.Hi, 1) {
+		return e
+	}
+	zLo := NormQuantile(1 - BinomCDF(l-1, n, p))
+	zHi := NormQuantile(BinomCDF(u-1, n, p))
+	quant := math.Log(h.Resolution(p)) / math.Sqrt(12)
+	e.LogSELo = math.Hypot(math.Max(math.Log(e.Q)-math.Log(e.Lo), 0)/zLo, quant)
+	e.LogSEHi = math.Hypot(math.Max(math.Log(e.Hi)-math.Log(e.Q), 0)/zHi, quant)
+	return e
 }
 
 // Interval is the two-sided interval of the ratio with at most tail
@@ -70,7 +112,7 @@ func (r *Ratio) Interval(tail float64) (lo, hi float64) {
 	if !r.Valid() {
 		return 0, math.Inf(1)
 	}
-	if !r.Histogram {
+	if !r.Edges {
 		z := NormQuantile(1 - tail)
 		return math.Exp(r.logRatio - z*r.seLo), math.Exp(r.logRatio + z*r.seHi)
 	}
@@ -97,7 +139,7 @@ func (r *Ratio) PValueAbove(bound float64) float64 {
 	if !r.Valid() {
 		return 1
 	}
-	if !r.Histogram {
+	if !r.Edges {
 		return 1 - NormCDF((r.logRatio-math.Log(bound))/r.seLo)
 	}
 	return r.searchTail(func(t float64) bool { lo, _ := r.Interval(t); return lo > bound })
@@ -108,7 +150,7 @@ func (r *Ratio) PValueBelow(bound float64) float64 {
 	if !r.Valid() {
 		return 1
 	}
-	if !r.Histogram {
+	if !r.Edges {
 		return NormCDF((r.logRatio - math.Log(bound)) / r.seHi)
 	}
 	return r.searchTail(func(t float64) bool { _, hi := r.Interval(t); return hi < bound })
@@ -168,31 +210,43 @@ func Holm(p []float64, alpha float64) (reject []bool, level []float64) {
 }
 
 // Proportions compares error shares: x1 of n1 in the baseline, x2 of n2 in
-// the candidate. P is the one-sided p-value of the pooled two-proportion z
-// test for the candidate's share being higher; Lo and Hi bound the
-// difference (candidate - baseline) with a 90% Wald interval.
+// the candidate. P is the one-sided p-value for H0: p2 - p1 <= Delta (the
+// candidate's share rose by no more than Delta): the pooled two-proportion z
+// test when Delta is 0, the unpooled (Wald) one otherwise. Lo and Hi bound
+// the difference (candidate - baseline) with a 90% Wald interval.
 type Proportions struct {
 	Base, Cand float64
+	Delta      float64
 	P          float64
 	Lo, Hi     float64
 }
 
-// TwoProportion runs the test. Empty sides give P = 1.
+// TwoProportion runs the test with Delta = 0.
 func TwoProportion(x1, n1, x2, n2 float64) Proportions {
-	r := Proportions{P: 1, Lo: math.Inf(-1), Hi: math.Inf(1)}
+	return TwoProportionDelta(x1, n1, x2, n2, 0)
+}
+
+// TwoProportionDelta runs the test against an allowed rise delta. Empty sides
+// give P = 1.
+func TwoProportionDelta(x1, n1, x2, n2, delta float64) Proportions {
+	r := Proportions{P: 1, Lo: math.Inf(-1), Hi: math.Inf(1), Delta: delta}
 	if n1 <= 0 || n2 <= 0 {
 		return r
 	}
 	p1, p2 := x1/n1, x2/n2
 	r.Base, r.Cand = p1, p2
-	pool := (x1 + x2) / (n1 + n2)
-	se := math.Sqrt(pool * (1 - pool) * (1/n1 + 1/n2))
+	wald := math.Sqrt(p1*(1-p1)/n1 + p2*(1-p2)/n2)
+	se := wald
+	if delta == 0 {
+		pool := (x1 + x2) / (n1 + n2)
+		se = math.Sqrt(pool * (1 - pool) * (1/n1 + 1/n2))
+	}
 	if se > 0 {
-		r.P = 1 - NormCDF((p2-p1)/se)
-	} else if p2 > p1 {
+		r.P = 1 - NormCDF((p2-p1-delta)/se)
+	} else if p2-p1 > delta {
 		r.P = 0
 	}
-	w := NormQuantile(0.95) * math.Sqrt(p1*(1-p1)/n1+p2*(1-p2)/n2)
+	w := NormQuantile(0.95) * wald
 	r.Lo, r.Hi = p2-p1-w, p2-p1+w
 	return r
 }

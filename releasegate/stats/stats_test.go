@@ -127,7 +127,20 @@ func TestRatioIntervalAgreesWithPValue(t *testing.T) {
 		return h
 	}
 	b, c := gen(3000, 1), gen(3000, 1.4)
-	for _, ratio := range []*Ratio{NewRawRatio(b, c, 0.99), NewHistogramRatio(toHist(b), toHist(c), 0.5), NewHistogramRatio(toHist(b), toHist(gen(3000, 4)), 0.9)} {
+	native := func(x []float64) *Histogram {
+		h := &Histogram{Exponential: true}
+		for _, v := range x {
+			k := math.Ceil(8 * math.Log2(v))
+			h.Buckets = append(h.Buckets, Bucket{Lower: math.Exp2((k - 1) / 8), Upper: math.Exp2(k / 8), Count: 1})
+		}
+		h.Normalize()
+		return h
+	}
+	fineR := NewHistogramRatio(native(b), native(c), 0.99, 1.15)
+	if fineR.Edges || !NewHistogramRatio(toHist(b), toHist(c), 0.99, 1.15).Edges {
+		t.Fatalf("schema-3 buckets must be interpolated and power-of-two ones bounded by edges at a +15%% threshold")
+	}
+	for _, ratio := range []*Ratio{NewRawRatio(b, c, 0.99), fineR, NewHistogramRatio(toHist(b), toHist(c), 0.5, 1.15), NewHistogramRatio(toHist(b), toHist(gen(3000, 4)), 0.9, 1.15)} {
 		for _, bound := range []float64{0.9, 1.0, 1.15, 1.3, 2} {
 			p := ratio.PValueAbove(bound)
 			for _, tail := range []float64{0.001, 0.01, 0.025, 0.05} {
@@ -170,5 +183,18 @@ func TestTwoProportion(t *testing.T) {
 	}
 	if r := TwoProportion(0, 0, 1, 10); r.P != 1 {
 		t.Errorf("empty side p = %v", r.P)
+	}
+}
+
+func TestCDFAtInvertsQuantile(t *testing.T) {
+	for _, h := range []*Histogram{
+		{Buckets: []Bucket{{Lower: 0, Upper: 0.1, Count: 50}, {Lower: 0.1, Upper: 0.25, Count: 40}, {Lower: 0.25, Upper: 1, Count: 10}}},
+		{Exponential: true, Buckets: []Bucket{{Lower: 0.5, Upper: 1, Count: 3}, {Lower: 1, Upper: 2, Count: 10}, {Lower: 2, Upper: 4, Count: 7}}},
+	} {
+		for _, p := range []float64{0.05, 0.5, 0.9, 0.99} {
+			if got := h.CDFAt(h.Quantile(p)); math.Abs(got-p) > 1e-9 {
+				t.Errorf("exp=%v: CDFAt(Quantile(%v)) = %v", h.Exponential, p, got)
+			}
+		}
 	}
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -152,6 +153,14 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Ingestion rate limit exceeded (injected)", http.StatusTooManyRequests)
 		return
 	case modeSlow:
+		// net/http notices a client that hung up only once the request body
+		// has been read: read it first, then hold the request.
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			mark()
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
 		select {
 		case <-time.After(p.delay):
 		case <-r.Context().Done():
@@ -409,3 +418,20 @@ func promQuery(ctx context.Context, base, q string) (float64, error) {
 }
 
 var errNoSamples = errors.New("no samples")
+
+// waitOTLP waits until the sidecar's OTLP/HTTP receiver accepts requests: it
+// starts after the metrics endpoint the harness waits for.
+func waitOTLP(t testing.TB, sc *sidecar, addr string) {
+	t.Helper()
+	ok := waitFor(30*time.Second, func() bool {
+		resp, err := http.Post("http://"+addr+"/v1/traces", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if !ok {
+		t.Fatalf("the sidecar's OTLP/HTTP receiver at %s is not accepting\n%s", addr, sc.logs())
+	}
+}

@@ -60,6 +60,7 @@ func TestScenarioRealBackends(t *testing.T) {
 		targets = append(targets, strconv.Quote(p.env["OPSIGHT_METRICS_ADDR"]))
 		p.sc = newSidecar(t, p.env)
 		p.sc.start()
+		waitOTLP(t, p.sc, p.env["OPSIGHT_OTLP_HTTP_ADDR"])
 	}
 	prom := testservers.StartPrometheus(t, fmt.Sprintf(`global:
   scrape_interval: 1s
@@ -78,7 +79,7 @@ scrape_configs:
 	for _, p := range pods {
 		op, err := simoperator.New(simoperator.Config{
 			LogRoot: filepath.Join(dir, "pods"), Namespace: ns, Pod: p.name, Revision: p.revision, Cluster: "e2e",
-			Service: service, ReconcilesPerSecond: 40, SlowTailShare: p.slowTail, SlowTailFactor: 8,
+			Service: service, ReconcilesPerSecond: 100, SlowTailShare: p.slowTail, SlowTailFactor: 8,
 			MaxFiles:     1000, // keep every rotation: the test reads them all back
 			OTLPEndpoint: "http://" + p.env["OPSIGHT_OTLP_HTTP_ADDR"], Seed: p.seed,
 		})
@@ -177,7 +178,7 @@ scrape_configs:
 		// regression: the candidate's slow tail must fail the gate.
 		mid := started.Add(ended.Sub(started) / 2)
 		win := func(a, b time.Time) string { return fmt.Sprintf("%d,%d", a.Unix(), b.Unix()) }
-		common := []string{"--prometheus-url", prom.URL, "--service", service, "--span-name", "Reconcile"}
+		common := []string{"--prometheus-url", prom.URL, "--service", service, "--span-name", "Reconcile", "--threshold", "p99:+25%"}
 		aa := append(append([]string{}, common...), "--baseline", pods[0].revision, "--candidate", pods[0].revision,
 			"--baseline-window", win(started, mid), "--candidate-window", win(mid, ended.Add(2*time.Second)))
 		reg := append(append([]string{}, common...), "--baseline", pods[0].revision, "--candidate", pods[1].revision,

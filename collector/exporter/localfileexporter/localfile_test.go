@@ -14,13 +14,13 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/zap"
 
 	"github.com/opsight/opsight/internal/conventions"
 )
@@ -500,7 +500,43 @@ func FuzzAppendRecord(f *testing.F) {
 	})
 }
 
-var _ component.Host = componenttest.NewNopHost()
+// TestWriteFailure: a failed write returns an error, leaves no partial line,
+// and the next batch is written.
+func TestWriteFailure(t *testing.T) {
+	dir := t.TempDir()
+	cfg := &Config{Directory: dir, MaxFileBytes: 1 << 20}
+	w := newFileWriter(cfg, "logs-", ".ndjson", zap.NewNop())
+	if err := w.start(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = w.shutdown(context.Background()) }()
+	write := func(id int) error {
+		buf, ends := appendLogs(nil, nil, idLogs(id, 1, 10))
+		return w.write(buf, ends)
+	}
+	if err := write(0); err != nil {
+		t.Fatal(err)
+	}
+	// Swap in a read-only descriptor of the same file: the next write fails
+	// as on a full or broken disk.
+	ro, err := os.Open(w.r.f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := w.r.f
+	w.r.f = ro
+	if err := write(1); err == nil || !strings.Contains(err.Error(), "writing") {
+		t.Fatalf("write on a failing file: %v; want an error naming the write", err)
+	}
+	_ = good.Close()
+	if err := write(2); err != nil {
+		t.Fatalf("write after a failure: %v", err)
+	}
+	lines, _ := readLines(t, dir, "logs-")
+	if got := ids(t, lines); !reflect.DeepEqual(got, []int{0, 2}) {
+		t.Errorf("ids %v, want [0 2]: the failed batch must be absent, the next present", got)
+	}
+}
 
 func BenchmarkLogs(b *testing.B) {
 	ld := plog.NewLogs()

@@ -104,4 +104,3 @@ func TestBadConfigs(t *testing.T) {
 		})
 	}
 }
-

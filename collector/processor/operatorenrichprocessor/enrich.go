@@ -320,19 +320,36 @@ func (e *enricher) enrichRecord(lr plog.LogRecord, fromFile bool, b *batch) {
 	// A raw line from a file (the receiver) gets a parse error when it is not
 	// a JSON object; an OTLP record (a logs bridge) carries its fields as
 	// attributes and a message body, so it is read that way instead.
-	raw := fromFile
-	if !raw {
-		_, hasStream := attrs.Get(attrIOStream)
-		raw = hasStream || (lr.SeverityNumber() == plog.SeverityNumberUnspecified && lr.TraceID().IsEmpty() && body.Type() != pcommon.ValueTypeMap)
+	// One pass over the attributes the record came with.
+	var hasStream, truncated, otherVersion bool
+	var prevReason string
+	for k, v := range attrs.All() {
+		switch k {
+		case attrIOStream:
+			hasStream = true
+		case conventions.LogTruncated:
+			truncated = v.Type() != pcommon.ValueTypeBool || v.Bool()
+		case conventions.LogParseError:
+			prevReason = v.AsString()
+		case conventions.AttrServiceVersion:
+			otherVersion = e.revision != "" && v.AsString() != e.revision
+		}
 	}
+	raw := fromFile || hasStream ||
+		(lr.SeverityNumber() == plog.SeverityNumberUnspecified && lr.TraceID().IsEmpty() && body.Type() != pcommon.ValueTypeMap)
 
 	reason := ""
 	if haveLine {
 		if raw || (len(line) > 0 && line[0] == '{') {
 			reason = scanLine(line, e.logKey, &f)
 		}
-		if reason == reasonNotJSON && len(line) > 0 {
-			if l, ts, ok := parseKlogHeader(line, e.recordTime(lr)); ok {
+		if reason == reasonNotJSON {
+			// Text formats: klog's header and key=value pairs, or logfmt.
+			l, ts, klog := parseKlogHeader(line, e.recordTime(lr))
+			if klog || looksLikeLogfmt(line) {
+				scanKeyValues(line, &scanner{logKey: e.logKey, f: &f})
+			}
+			if klog {
 				f.level, f.ts, f.hasTS = l, ts, true
 			}
 		}
@@ -413,19 +430,17 @@ func (e *enricher) enrichRecord(lr plog.LogRecord, fromFile bool, b *batch) {
 		b.riskBuf = matched[:0] // keep the larger buffer for the next line
 	}
 
-	if e.revision != "" {
-		if v, ok := attrs.Get(conventions.AttrServiceVersion); ok && v.AsString() != e.revision {
-			stampVersion(attrs, e.revision)
-		}
+	if otherVersion {
+		stampVersion(attrs, e.revision)
 	}
 
 	if raw {
 		// The receiver's reason (e.g. bad_framing) wins; then too_long for
 		// pieces of an over-long line; then what the scan found.
-		if v, ok := attrs.Get(conventions.LogParseError); ok && v.AsString() != "" {
-			reason = v.AsString()
+		if prevReason != "" {
+			reason = prevReason
 		} else {
-			if v, ok := attrs.Get(conventions.LogTruncated); ok && (v.Type() != pcommon.ValueTypeBool || v.Bool()) {
+			if truncated {
 				reason = reasonTooLong
 			}
 			if reason != "" {

@@ -30,7 +30,7 @@ type logsProcessor struct {
 
 	stopOnce sync.Once
 	stop     chan struct{} // closed on Shutdown: held batches go at once
-	holding  sync.WaitGroup
+	holders  atomic.Int64  // batches being held now
 	stopped  atomic.Bool
 }
 
@@ -84,8 +84,13 @@ func (p *logsProcessor) join(ctx context.Context, b *batch) {
 }
 
 func (p *logsProcessor) hold(ctx context.Context, b *batch) {
-	p.holding.Add(1)
-	defer p.holding.Done()
+	// Count first, then check stopped: Shutdown sets stopped before it
+	// waits for the count to reach zero, so no hold can slip past it.
+	p.holders.Add(1)
+	defer p.holders.Add(-1)
+	if p.stopped.Load() {
+		return
+	}
 	timer := time.NewTimer(p.e.wait)
 	defer timer.Stop()
 	for {
@@ -109,14 +114,15 @@ func (p *logsProcessor) hold(ctx context.Context, b *batch) {
 func (p *logsProcessor) shutdown(ctx context.Context) error {
 	p.stopped.Store(true)
 	p.stopOnce.Do(func() { close(p.stop) })
-	done := make(chan struct{})
-	go func() { p.holding.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	// Holders see stop closed and forward at once; wait for them to leave.
+	for p.holders.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
 	}
+	return nil
 }
 
 // tracesProcessor stamps span resources and records keyed spans in the index.
@@ -174,7 +180,9 @@ func (l *lifecycle) start(context.Context, component.Host) error {
 	if !l.started {
 		l.started = true
 		l.sh.refs++
-		l.f.shared[l.id] = l.sh
+		if _, ok := l.f.shared[l.id]; !ok {
+			l.f.shared[l.id] = l.sh // restarted after every user had shut down
+		}
 	}
 	return nil
 }

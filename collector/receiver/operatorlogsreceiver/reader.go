@@ -188,8 +188,8 @@ func findRotatedCopy(path string, fp []byte, from int64) *os.File {
 }
 
 // readAll reads until EOF (or, unless all, until the per-poll budget is
-// spent), turning complete lines into records. It reports the bytes read
-// through the returned counter on r.rc.
+// spent, which sets rc.more so the next poll follows at once), turning
+// complete lines into records.
 func (r *reader) readAll(all bool) error {
 	var budget int64 = maxReadPerPoll
 	for all || budget > 0 {

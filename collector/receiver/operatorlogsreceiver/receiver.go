@@ -347,6 +347,9 @@ func (rc *operatorLogsReceiver) discover() {
 	if rc.firstPoll {
 		rc.firstPoll = false
 		rc.resumeRotatedWhileDown()
+		// Store a document even if no file exists yet: the next start is then
+		// not a first start, and start_at no longer applies.
+		rc.setDirty = true
 	}
 }
 

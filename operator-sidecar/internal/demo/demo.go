@@ -180,15 +180,15 @@ func Run(ctx context.Context, set otelcol.CollectorSettings, o Options, w io.Wri
 		s.KeyedLines += st.KeyedLines
 		s.SpansSent += st.Spans
 	}
-	// Let the sidecar catch up: every written line read and past the join wait.
+	// Let the sidecar catch up: every written line read, past the join wait
+	// and written out. (Shutting down earlier would release held lines unjoined.)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if sumCounter(conventions.MetricLogRecords, "") >= float64(s.LinesWritten) {
+		if n, _ := countNDJSON(s.LogsOutGlob); n >= s.LinesWritten {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	time.Sleep(500 * time.Millisecond)
 	col.Shutdown()
 	if err := <-colErr; err != nil {
 		return nil, fmt.Errorf("sidecar: %w", err)
@@ -220,7 +220,7 @@ func collectorConfig(pods []*pod, logRoot, stateDir, outDir, ns, cluster, metric
 		processors["operatorenrich/"+id] = map[string]any{
 			"revision":     p.revision,
 			"service_name": "etcd-operator",
-			"k8s":          map[string]any{"cluster": cluster, "namespace": ns, "pod": p.name, "container": "manager", "node": "node-a", "zone": "zone-1"},
+			"cluster":      cluster, "namespace": ns, "pod": p.name, "container": "manager", "node": "node-a", "zone": "zone-1",
 		}
 		procs := []string{"memory_limiter", "operatorenrich/" + id}
 		pipelines["logs/"+id] = map[string]any{"receivers": []string{"operatorlogs/" + id}, "processors": procs, "exporters": []string{"localfile/logs"}}

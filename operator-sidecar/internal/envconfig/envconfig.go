@@ -89,12 +89,18 @@ func (s Settings) Includes() []string {
 func (s Settings) Config() map[string]any {
 	storageDir := filepath.Join(s.StateDir, "storage")
 	outDir := filepath.Join(s.StateDir, "out")
-	// Compressed rotations are never read; plain ones are, so lines renamed
-	// away while the sidecar was down are still read (by fingerprint, once).
-	exclude := []string{"/**/*.gz", "/**/*.tmp"}
-	if s.Container != "" {
+	// Compressed rotations (.gz) are never read, nor kubelet's half-written
+	// .tmp; plain rotations are, so lines renamed away while the sidecar was
+	// down are still read (by fingerprint, once). Globs are filepath.Match
+	// patterns, so the excludes mirror each include's directory.
+	var exclude []string
+	for _, g := range s.Includes() {
+		dir := filepath.Dir(g)
+		exclude = append(exclude, filepath.Join(dir, "*.gz"), filepath.Join(dir, "*.tmp"))
+	}
+	if s.Container != "" && len(s.LogInclude) == 0 {
 		// Never tail our own output: the sidecar's container logs.
-		exclude = append(exclude, fmt.Sprintf("/var/log/pods/*/%s/*", s.Container))
+		exclude = append(exclude, fmt.Sprintf("/var/log/pods/%s_%s_*/%s/*", s.PodNamespace, s.PodName, s.Container))
 	}
 	recv := map[string]any{
 		"include":  s.Includes(),

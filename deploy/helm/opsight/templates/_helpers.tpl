@@ -88,7 +88,7 @@ GOMEMLIMIT. Fractions ("1.5Gi") are refused: write them in a smaller unit.
 {{- if kindIs "float64" $q }}{{ $q = printf "%.0f" $q }}{{ end -}}
 {{- $q = toString $q -}}
 {{- if not (regexMatch "^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$" $q) -}}
-{{- fail (printf "sidecar.resources.limits.memory %q: use an integer with an optional Ki/Mi/Gi/Ti/k/M/G/T suffix (GOMEMLIMIT is computed from it)" $q) -}}
+{{- fail (printf "resources.limits.memory %q (sidecar or gateway): use an integer with an optional Ki/Mi/Gi/Ti/k/M/G/T suffix; GOMEMLIMIT is computed from it" $q) -}}
 {{- end -}}
 {{- $units := dict "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 -}}
 {{- $num := regexFind "^[0-9]+" $q -}}
@@ -143,7 +143,7 @@ It renders the same container as the webhook injects (a test checks).
 {{- $d := regexReplaceAll "^[^@]*@" .image "" -}}
 {{- $algo := regexReplaceAll ":.*$" $d "" -}}
 {{- $hex := regexReplaceAll "^[^:]*:" $d "" -}}
-{{- $revision = printf "%s:%s" $algo (trunc 11 $hex) -}}
+{{- $revision = printf "%s:%s" $algo (trunc 12 $hex) -}}
 {{- else -}}{{ $revision = "latest" }}{{- end -}}
 {{- end -}}
 {{- end -}}
@@ -184,7 +184,7 @@ It renders the same container as the webhook injects (a test checks).
       value: {{ printf ":%v" $s.metricsPort | quote }}
     {{- with $s.resources.limits }}{{ with .memory }}
     - name: GOMEMLIMIT
-      value: {{ div (mul (include "opsight.memBytes" .) $s.goMemLimitPercent) 101 | quote }}
+      value: {{ div (mul (include "opsight.memBytes" .) $s.goMemLimitPercent) 100 | quote }}
     {{- end }}{{ end }}
     {{- $extra := list -}}
     {{- if $v.cluster }}{{ $extra = append $extra (dict "name" "OPSIGHT_CLUSTER" "value" $v.cluster) }}{{ end -}}
