@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := $(CURDIR)/.bin
 FUZZTIME ?= 5s
 
-.PHONY: demo test tools lint unit fuzz bench
+.PHONY: demo test tools lint unit fuzz bench generate
 
 demo:
 	$(GO) run ./operator-sidecar demo
@@ -37,3 +37,9 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./collector/... ./releasegate/...
+
+# Regenerate committed artefacts (dashboards, rules, runbooks, the chart's copies);
+# tests fail when the committed files drift from these generators.
+generate:
+	$(GO) generate ./dashboards ./alerts
+	$(GO) run ./deploy/helm/gen

@@ -92,7 +92,11 @@ How to look at any of them:
 `)
 	for _, p := range riskpatterns.Default {
 		t := RiskThresholds[p.Severity]
-		fmt.Fprintf(&b, "| [%s](#%s) | %s | more than %d lines per pod in %s |\n", p.ID, p.RunbookAnchor(), p.Severity, t.Count, t.Window)
+		when := fmt.Sprintf("more than %d lines per pod in %s", t.Count, t.Window)
+		if t.Count == 0 {
+			when = "any line within " + t.Window
+		}
+		fmt.Fprintf(&b, "| [%s](#%s) | %s | %s |\n", p.ID, p.RunbookAnchor(), p.Severity, when)
 	}
 	for _, p := range riskpatterns.Default {
 		a, ok := riskAdvice[p.ID]

@@ -48,9 +48,12 @@ service:
 // revision, one attribute per risk pattern of the default catalogue matched
 // as a case-insensitive regular expression, as OTTL has no multi-pattern
 // matcher) → otlphttp with snappy, like Loki's protobuf push.
-func contribConfig(glob, sink string) string {
+func contribConfig(glob, sink string, withRisk bool) string {
 	var risk strings.Builder
 	for _, p := range riskpatterns.Default {
+		if !withRisk {
+			break
+		}
 		alts := make([]string, len(p.Needles))
 		for i, n := range p.Needles {
 			alts[i] = regexp.QuoteMeta(n)
@@ -71,7 +74,7 @@ receivers:
     max_log_size: 262144
     operators:
       - type: container
-        format: cri
+        format: containerd
         add_metadata_from_filepath: true
       - type: json_parser
         if: 'body matches "^\\{"'

@@ -20,6 +20,7 @@ import (
 type lineGen struct {
 	rng   *rand.Rand
 	n     int
+	per   int // lines per reconcile, ≥ 3: Reconciling, per-2 debug lines, the result
 	rec   reconcile
 	step  int
 	buf   []byte
@@ -31,11 +32,12 @@ type reconcile struct {
 	controller, object  string
 	withTrace           bool
 	failed              bool
+	sampled             float64 // uniform in [0,1): the reconcile's span is sent when below the sampling share
 	spelling            int
 }
 
 func newLineGen(seed uint64) *lineGen {
-	return &lineGen{rng: rand.New(rand.NewPCG(seed, seed^0x5bd1e995)), clock: time.Now().UTC()}
+	return &lineGen{rng: rand.New(rand.NewPCG(seed, seed^0x5bd1e995)), clock: time.Now().UTC(), per: 3}
 }
 
 func (g *lineGen) newReconcile() {
@@ -50,7 +52,7 @@ func (g *lineGen) newReconcile() {
 		id:      fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", uint32(a>>32), uint16(a>>16), uint16(a)&0xfff, uint16(b>>48)&0xfff, b&0xffffffffffff),
 		traceID: hex.EncodeToString(tid[:]), spanID: hex.EncodeToString(sid[:]),
 		controller: ctl, object: fmt.Sprintf("etcd-%d", a%37),
-		withTrace: g.rng.Float64() < 0.4, failed: g.rng.Float64() < 0.03, spelling: int(b % 4),
+		withTrace: g.rng.Float64() < 0.4, failed: g.rng.Float64() < 0.03, spelling: int(b % 4), sampled: g.rng.Float64(),
 	}
 }
 
@@ -68,10 +70,11 @@ func (g *lineGen) next() []byte {
 	}
 	r := &g.rec
 	level, msg, extra := "info", "Reconciling", ""
-	switch g.step {
-	case 1:
-		level, msg, extra = "debug", "Fetched member status", `,"members":"3"`
-	case 2:
+	switch last := g.per - 1; {
+	case g.step == 0:
+	case g.step < last:
+		level, msg, extra = "debug", "Fetched member status", `,"members":"`+strconv.Itoa(g.step)+`"`
+	default:
 		if r.failed {
 			level, msg, extra = "error", "Reconciler error", `,"error":"failed to get member status: context deadline exceeded"`
 		} else {
@@ -79,7 +82,7 @@ func (g *lineGen) next() []byte {
 			msg = "Reconcile successful"
 		}
 	}
-	g.step = (g.step + 1) % 3
+	g.step = (g.step + 1) % g.per
 	b := g.buf[:0]
 	b = append(b, `{"level":"`...)
 	b = append(b, level...)
@@ -93,9 +96,7 @@ func (g *lineGen) next() []byte {
 	b = append(b, r.controller...)
 	b = append(b, `","controllerGroup":"etcd.database.coreos.com","controllerKind":"EtcdCluster","EtcdCluster":{"name":"`...)
 	b = append(b, r.object...)
-	b = append(b, `","namespace":"ops"},"namespace":"ops","name":"`...)
-	b = append(b, r.object...)
-	b = append(b, `","reconcileID":"`...)
+	b = append(b, `","namespace":"ops"},"reconcileID":"`...)
 	b = append(b, r.id...)
 	b = append(b, '"')
 	if r.withTrace {

@@ -41,6 +41,8 @@ type options struct {
 	contribBin  string
 	keep        bool
 	only        string
+	noRisk      bool
+	traced      float64
 }
 
 func main() {
@@ -50,11 +52,13 @@ func main() {
 	flag.DurationVar(&o.steady, "steady", 30*time.Second, "length of opsight's steady-state run (0 skips it)")
 	flag.IntVar(&o.steadyLines, "steady-lines", 10_000, "log lines per second in the steady-state run")
 	flag.IntVar(&o.steadySpans, "steady-spans", 1_000, "spans per second in the steady-state run")
+	flag.Float64Var(&o.traced, "steady-traced", 1, "share of reconciles whose span is sent in the steady-state run (sampling)")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up on one throughput run after this long")
 	flag.StringVar(&o.opsightBin, "opsight-bin", "", "operator-sidecar binary (default: build ./operator-sidecar)")
 	flag.StringVar(&o.contribBin, "contrib-bin", "", "contrib collector binary (default: build tools/contrib)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (input, configs, collector logs)")
 	flag.StringVar(&o.only, "only", "", "run only one collector: opsight or contrib")
+	flag.BoolVar(&o.noRisk, "contrib-norisk", true, "also run contrib without the risk-pattern statements")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -107,33 +111,37 @@ func run(o options) error {
 	fmt.Printf("input: %d CRI lines, %.1f MiB (%.0f B/line) in %s\n", o.lines, mib(size), float64(size)/float64(o.lines), filepath.Base(input))
 	fmt.Printf("machine: %s/%s, %d CPUs, %s\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
 
-	var ops, con []result
+	// contrib does the same work as opsight (risk patterns as 26 OTTL
+	// regular expressions); contrib-norisk leaves the risk patterns out, to
+	// show what the rest of the pipeline costs.
+	variants := []variant{
+		{name: "opsight", bin: o.opsightBin, config: opsightConfig(glob, sk.URL()), on: runOpsight},
+		{name: "contrib", bin: o.contribBin, config: contribConfig(glob, sk.URL(), true), on: runContrib},
+		{name: "contrib-norisk", bin: o.contribBin, config: contribConfig(glob, sk.URL(), false), on: runContrib && o.noRisk},
+	}
 	for i := 0; i < o.count; i++ {
-		if runOpsight {
-			r, err := runThroughput(o, "opsight", o.opsightBin, opsightConfig(glob, sk.URL()), sk, size, work, i)
+		for j := range variants {
+			v := &variants[j]
+			if !v.on {
+				continue
+			}
+			r, err := runThroughput(o, v.name, v.bin, v.config, sk, size, work, i)
 			if err != nil {
 				return err
 			}
-			ops = append(ops, r)
-		}
-		if runContrib {
-			r, err := runThroughput(o, "contrib", o.contribBin, contribConfig(glob, sk.URL()), sk, size, work, i)
-			if err != nil {
-				return err
-			}
-			con = append(con, r)
+			v.results = append(v.results, r)
 		}
 	}
-	printTable(ops, con)
+	printTable(variants)
 
 	if o.steady > 0 && runOpsight {
 		s, err := runSteady(o, o.opsightBin, sk, work)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("\nsteady %d lines/s + %d spans/s for %v (opsight, env mode: file_storage queues, otlp + redmetrics):\n", o.steadyLines, o.steadySpans, o.steady)
-		fmt.Printf("  RSS median %.1f MiB, max %.1f MiB (second half), VmHWM %.1f MiB, CPU %.2f cores; delivered %d/%d lines, %d/%d spans\n",
-			mib(s.rssMedian), mib(s.rssMax), mib(s.peak), s.cores, s.linesOut, s.linesIn, s.spansOut, s.spansIn)
+		fmt.Printf("\nsteady %d lines/s + %d spans/s for %v (opsight, env mode: loki via file_storage queue; spans to otlp receiver → redmetrics + OTLP JSON files):\n", o.steadyLines, o.steadySpans, o.steady)
+		fmt.Printf("  RSS median %.1f MiB, max %.1f MiB (second half), VmHWM %.1f MiB, CPU %.2f cores; lines delivered %d/%d, spans sent %d\n",
+			mib(s.rssMedian), mib(s.rssMax), mib(s.peak), s.cores, s.linesOut, s.linesIn, s.spansIn)
 	}
 	return nil
 }
@@ -176,14 +184,15 @@ func runThroughput(o options, name, bin, config string, sk *sink, size int64, wo
 	if err := cmd.Start(); err != nil {
 		return result{}, err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	defer stop(cmd, exited)
 
 	select {
 	case <-sk.doneCh():
-	case err := <-exited:
-		return result{}, fmt.Errorf("%s exited early (%v) after %d of %d records; log: %s", name, err, sk.records.Load(), o.lines, logf.Name())
+	case <-exited:
+		return result{}, fmt.Errorf("%s exited early (%v) after %d of %d records; log: %s", name, waitErr, sk.records.Load(), o.lines, logf.Name())
 	case <-time.After(o.timeout):
 		return result{}, fmt.Errorf("%s: %d of %d records after %v; log: %s", name, sk.records.Load(), o.lines, o.timeout, logf.Name())
 	}
@@ -201,7 +210,7 @@ func runThroughput(o options, name, bin, config string, sk *sink, size int64, wo
 }
 
 // stop ends a child: SIGTERM, then SIGKILL after 10 s.
-func stop(cmd *exec.Cmd, exited chan error) {
+func stop(cmd *exec.Cmd, exited <-chan struct{}) {
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-exited:
@@ -211,7 +220,26 @@ func stop(cmd *exec.Cmd, exited chan error) {
 	}
 }
 
-func printTable(ops, con []result) {
+// variant is one collector configuration measured.
+type variant struct {
+	name, bin, config string
+	on                bool
+	results           []result
+}
+
+func printTable(variants []variant) {
+	var ops []result
+	var others []variant
+	for _, v := range variants {
+		if !v.on {
+			continue
+		}
+		if v.name == "opsight" {
+			ops = v.results
+		} else {
+			others = append(others, v)
+		}
+	}
 	type row struct {
 		name   string
 		f      func(result) float64
@@ -235,27 +263,34 @@ func printTable(ops, con []result) {
 		}
 		return s, med
 	}
-	fmt.Printf("%-24s %16s %16s %16s\n", "", "opsight", "contrib", "opsight/contrib")
+	head := fmt.Sprintf("%-24s %14s", "", "opsight")
+	for _, v := range others {
+		head += fmt.Sprintf(" %14s %14s", v.name, "opsight/"+strings.TrimPrefix(v.name, "contrib-"))
+	}
+	fmt.Println(head)
 	for _, r := range rows {
 		a, am := cell(ops, r.f, r.format)
-		b, bm := cell(con, r.f, r.format)
-		ratio := "-"
-		if !math.IsNaN(am) && !math.IsNaN(bm) && bm != 0 {
-			ratio = fmt.Sprintf("%.2fx", am/bm)
+		line := fmt.Sprintf("%-24s %14s", r.name, a)
+		for _, v := range others {
+			b, bm := cell(v.results, r.f, r.format)
+			ratio := "-"
+			if !math.IsNaN(am) && !math.IsNaN(bm) && bm != 0 {
+				ratio = fmt.Sprintf("%.2fx", am/bm)
+			}
+			line += fmt.Sprintf(" %14s %14s", b, ratio)
 		}
-		fmt.Printf("%-24s %16s %16s %16s\n", r.name, a, b, ratio)
+		fmt.Println(line)
 	}
-	for _, rs := range [][]result{ops, con} {
-		for _, r := range rs {
+	runs := len(ops)
+	for _, v := range variants {
+		runs = max(runs, len(v.results))
+		for _, r := range v.results {
 			if r.badInSink > 0 {
-				fmt.Printf("warning: the sink could not decode %d requests\n", r.badInSink)
+				fmt.Printf("warning: %s: the sink could not decode %d requests\n", v.name, r.badInSink)
 			}
 		}
 	}
-	if len(ops)+len(con) > 0 {
-		n := max(len(ops), len(con))
-		fmt.Printf("(%d run(s) each; ± is the half-range over runs as %% of the median)\n", n)
-	}
+	fmt.Printf("(%d run(s) each, run one after the other; ± is the half-range over runs as %% of the median)\n", runs)
 }
 
 func medianSpread(rs []result, f func(result) float64) (float64, float64) {

@@ -26,8 +26,11 @@ type steadyResult struct {
 	spansIn, spansOut       int64
 }
 
-// runSteady runs the sidecar exactly as the chart does (env mode: file_storage
-// persistent queues, the otlp receiver, span metrics) while a generator
+// runSteady runs the sidecar as the chart does (env mode: file_storage
+// persistent queue for Loki, the otlp receiver, span metrics; spans go to the
+// embedded default, OTLP JSON files, because env mode with
+// OPSIGHT_TRACES_URL does not start in this tree: see docs/benchmarks.md)
+// while a generator
 // writes steadyLines log lines and sends steadySpans spans a second, in
 // 100 ms ticks; the spans belong to reconciles whose lines are in the log, so
 // the late join works as in production. RSS is sampled every second.
@@ -61,7 +64,6 @@ func runSteady(o options, bin string, sk *sink, work string) (steadyResult, erro
 		"OPSIGHT_REVISION=v1.0.0",
 		"OPSIGHT_CLUSTER=bench",
 		"OPSIGHT_LOKI_URL="+sk.URL()+"/loki/api/v1/push",
-		"OPSIGHT_TRACES_URL="+sk.URL(),
 		"OPSIGHT_OTLP_HTTP_ADDR="+otlpHTTP,
 		"OPSIGHT_OTLP_GRPC_ADDR="+grpcAddr,
 		"OPSIGHT_METRICS_ADDR="+metricsAddr,
@@ -70,8 +72,9 @@ func runSteady(o options, bin string, sk *sink, work string) (steadyResult, erro
 	if err := cmd.Start(); err != nil {
 		return res, err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	defer stop(cmd, exited)
 	if err := waitHTTP("http://"+metricsAddr+"/metrics", 30*time.Second); err != nil {
 		return res, fmt.Errorf("sidecar not ready: %v (log %s)", err, logf.Name())
@@ -80,7 +83,10 @@ func runSteady(o options, bin string, sk *sink, work string) (steadyResult, erro
 		return res, fmt.Errorf("sidecar OTLP receiver not ready: %v (log %s)", err, logf.Name())
 	}
 
+	// One reconcile every lines/spans lines, each with its span: every keyed
+	// line finds its span (see docs/benchmarks.md for partial tracing).
 	g := newLineGen(7)
+	g.per = max(3, o.steadyLines/max(1, o.steadySpans))
 	client := &http.Client{Timeout: 5 * time.Second}
 	const tick = 100 * time.Millisecond
 	linesPerTick, spansPerTick := o.steadyLines/10, o.steadySpans/10
@@ -92,15 +98,15 @@ func runSteady(o options, bin string, sk *sink, work string) (steadyResult, erro
 	for t := start; time.Since(start) < o.steady; t = t.Add(tick) {
 		time.Sleep(time.Until(t))
 		select {
-		case err := <-exited:
-			return res, fmt.Errorf("sidecar exited during the steady run: %v (log %s)", err, logf.Name())
+		case <-exited:
+			return res, fmt.Errorf("sidecar exited during the steady run: %v (log %s)", waitErr, logf.Name())
 		default:
 		}
 		recs := map[string]reconcile{}
 		now := time.Now()
 		for i := 0; i < linesPerTick; i++ {
 			line := g.next()
-			if len(recs) < spansPerTick {
+			if _, seen := recs[g.rec.id]; !seen && len(recs) < spansPerTick && g.rec.sampled < o.traced {
 				recs[g.rec.id] = g.rec
 			}
 			if err := w.WriteLine(now, "stderr", string(line)); err != nil {
@@ -140,7 +146,7 @@ func runSteady(o options, bin string, sk *sink, work string) (steadyResult, erro
 	}
 	// Let the queues drain so the delivered counts are final.
 	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) && (sk.records.Load() < res.linesIn || sk.spans.Load() < res.spansIn) {
+	for time.Now().Before(deadline) && sk.records.Load() < res.linesIn {
 		time.Sleep(200 * time.Millisecond)
 	}
 	res.linesOut, res.spansOut = sk.records.Load(), sk.spans.Load()

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 )
+
+var htmlUnescaper = strings.NewReplacer(`\u0026`, "&", `\u003c`, "<", `\u003e`, ">")
 
 // File is one generated dashboard.
 type File struct {
@@ -36,7 +39,10 @@ func All() ([]File, error) {
 		if err := enc.Encode(d); err != nil {
 			return nil, fmt.Errorf("encoding dashboard %s: %w", *d.Uid, err)
 		}
-		out = append(out, File{Name: *d.Uid + ".json", UID: *d.Uid, JSON: buf.Bytes()})
+		// SDK types with their own MarshalJSON escape HTML regardless; undo it
+		// so queries stay readable (<, > and & are valid inside JSON strings).
+		js := htmlUnescaper.Replace(buf.String())
+		out = append(out, File{Name: *d.Uid + ".json", UID: *d.Uid, JSON: []byte(js)})
 	}
 	return out, nil
 }

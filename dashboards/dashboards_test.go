@@ -263,6 +263,17 @@ func TestGoldenSignalsDashboard(t *testing.T) {
 			}
 		}
 	}
+	traces := 0
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			if tg.Datasource.Type == "tempo" && tg.Datasource.UID == "${tempo}" {
+				traces++
+			}
+		}
+	}
+	if traces != 1 {
+		t.Errorf("%d Tempo trace panels, want 1 (drill-down to slow or failed reconciles)", traces)
+	}
 	for _, r := range []string{"Latency", "Traffic", "Errors", "Saturation", "Logs"} {
 		if !rows[r] {
 			t.Errorf("row %s missing", r)

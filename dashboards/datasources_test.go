@@ -68,3 +68,37 @@ func TestDatasourceProvisioningCorrelations(t *testing.T) {
 		t.Errorf("tempo tracesToMetrics must point at Prometheus with queries: %v", tm)
 	}
 }
+
+// tempoMetricQueries returns the PromQL of tracesToMetrics in datasources.yaml.
+func tempoMetricQueries(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "deploy", "grafana", "datasources.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Datasources []struct {
+			Type     string `yaml:"type"`
+			JSONData struct {
+				TracesToMetrics struct {
+					Queries []struct {
+						Query string `yaml:"query"`
+					} `yaml:"queries"`
+				} `yaml:"tracesToMetrics"`
+			} `yaml:"jsonData"`
+		} `yaml:"datasources"`
+	}
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, d := range f.Datasources {
+		for _, q := range d.JSONData.TracesToMetrics.Queries {
+			out = append(out, q.Query)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("datasources.yaml: no tracesToMetrics queries")
+	}
+	return out
+}

@@ -2,6 +2,8 @@ package dashboards
 
 import (
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/grafana/grafana-foundation-sdk/go/cog"
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
@@ -30,6 +32,16 @@ func LogsQuery() string {
 	return fmt.Sprintf(`{%s=~".+", %s, %s, %s} | %s=~"$%s" | %s=~"(.*,)?($%s)(,.*)?"`,
 		c.LabelServiceName, re(c.LabelCluster, VarCluster), re(c.LabelNamespace, VarNamespace), re(c.LabelRevision, VarRevision),
 		c.LogController, VarController, c.LogRisk, VarRisk)
+}
+
+// TracesQuery is the TraceQL of the drill-down trace table.
+func TracesQuery() string {
+	secs, err := strconv.ParseFloat(ReconcileLatencySLOLabel, 64)
+	if err != nil {
+		panic("ReconcileLatencySLOLabel is not a number: " + ReconcileLatencySLOLabel)
+	}
+	return fmt.Sprintf(`{ resource.k8s.namespace.name =~ "$%s" && resource.service.version =~ "$%s" && name =~ "(?i).*reconcile.*" && (duration > %s || status = error) }`,
+		VarNamespace, VarRevision, time.Duration(secs*float64(time.Second)))
 }
 
 func goldenSignals() *dashboard.DashboardBuilder {
@@ -182,6 +194,9 @@ func goldenSignals() *dashboard.DashboardBuilder {
 	b = b.WithRow(dashboard.NewRowBuilder("Logs")).
 		WithPanel(logsPanel("Operator logs (controller, risk)",
 			"The operator's lines for the selected controller and revision, filtered on the risk structured metadata set by the sidecar. Open a line's trace_id in Tempo (derived field); from a trace, Tempo links back here (trace to logs).",
-			LogsQuery(), 24, 12))
+			LogsQuery(), 24, 12)).
+		WithPanel(traceTable("Slow or failed reconcile traces",
+			"Reconcile traces of the selected namespace and revision that took longer than the 0.5 s latency SLO or ended in error (TraceQL on Tempo); open one to see which call took the time, and its log lines (trace to logs).",
+			TracesQuery(), 24, 8))
 	return b
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/loki"
 	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
 	"github.com/grafana/grafana-foundation-sdk/go/stat"
+	"github.com/grafana/grafana-foundation-sdk/go/table"
+	"github.com/grafana/grafana-foundation-sdk/go/tempo"
 	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
 )
 
@@ -23,8 +25,9 @@ func dsRef(kind, variable string) common.DataSourceRef {
 }
 
 var (
-	promDS = dsRef("prometheus", VarPrometheus)
-	lokiDS = dsRef("loki", VarLoki)
+	promDS  = dsRef("prometheus", VarPrometheus)
+	lokiDS  = dsRef("loki", VarLoki)
+	tempoDS = dsRef("tempo", VarTempo)
 )
 
 // query is one PromQL target.
@@ -188,5 +191,17 @@ func logsPanel(title, desc, expr string, w, h uint32) cog.Builder[dashboard.Pane
 			Steps([]dashboard.Threshold{{Color: "green"}})).
 		ShowTime(true).WrapLogMessage(true).EnableLogDetails(true).PrettifyLogMessage(false).
 		SortOrder(common.LogsSortOrderDescending).DedupStrategy(common.LogsDedupStrategyNone).
+		Span(w).Height(h)
+}
+
+// traceTable lists traces found by a TraceQL search; a trace id opens the trace.
+func traceTable(title, desc, traceql string, w, h uint32) cog.Builder[dashboard.Panel] {
+	return table.NewPanelBuilder().
+		Title(title).Description(desc).Unit("short").
+		Datasource(tempoDS).
+		WithTarget(tempo.NewDataqueryBuilder().Datasource(tempoDS).RefId("A").
+			QueryType(string(tempo.TempoQueryTypeTraceql)).Query(traceql).Limit(20).TableType(tempo.SearchTableTypeTraces)).
+		Thresholds(dashboard.NewThresholdsConfigBuilder().Mode(dashboard.ThresholdsModeAbsolute).
+			Steps([]dashboard.Threshold{{Color: "green"}})).
 		Span(w).Height(h)
 }

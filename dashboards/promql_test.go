@@ -38,6 +38,11 @@ func TestPromQLParsesWithPromtool(t *testing.T) {
 	for k, v := range vq {
 		rules = append(rules, rule{"dashboard_variable_" + strings.NewReplacer("/", "_", "$", "", "-", "_").Replace(k), substitute(v[0])})
 	}
+	// The trace-to-metrics queries of the Tempo data source, with $__tags
+	// filled as Grafana does.
+	for i, q := range tempoMetricQueries(t) {
+		rules = append(rules, rule{fmt.Sprintf("datasource_tempo_query_%d", i), strings.ReplaceAll(q, "$$__tags", `service_name="op"`)})
+	}
 	if len(rules) < 40 {
 		t.Fatalf("only %d expressions found", len(rules))
 	}

@@ -14,11 +14,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/opsight/opsight/internal/conventions"
+	"github.com/opsight/opsight/internal/riskpatterns"
 	"github.com/opsight/opsight/internal/testservers"
 )
 
@@ -47,31 +50,6 @@ func TestRealScrape(t *testing.T) {
 	}
 
 	sidecarAddr, operatorAddr := testservers.FreeAddr(t), testservers.FreeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	demo := exec.CommandContext(ctx, bin, "demo", "--duration", "40s", "--dir", filepath.Join(tmp, "demo"),
-		"--metrics-addr", sidecarAddr, "--operator-metrics-addr", operatorAddr)
-	var demoOut bytes.Buffer
-	demo.Stdout, demo.Stderr = &demoOut, &demoOut
-	if err := demo.Start(); err != nil {
-		t.Fatalf("starting the demo: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- demo.Wait() }()
-	t.Cleanup(func() { cancel(); <-exited })
-	for _, a := range []string{sidecarAddr, operatorAddr} {
-		ready := make(chan error, 1)
-		go func() { ready <- testservers.WaitHTTP("http://"+a+"/metrics", 30*time.Second) }()
-		select {
-		case err := <-ready:
-			if err != nil {
-				t.Fatalf("demo does not serve /metrics on %s: %v\n%s", a, err, demoOut.String())
-			}
-		case err := <-exited:
-			exited <- err // for the cleanup
-			t.Fatalf("demo exited before serving /metrics (%v):\n%s", err, demoOut.String())
-		}
-	}
-
 	// Target labels stand in for Kubernetes service discovery; they fill in
 	// what the exposed series lack. honor_labels keeps the series' own
 	// namespace/cluster (span metrics carry the span's), the recommended
@@ -95,10 +73,40 @@ scrape_configs:
       - targets: [%q]
         labels: {cluster: demo, namespace: opsight-demo, pod: demo-operator-0, container: manager}
 `, sidecarAddr, operatorAddr)
+	// Prometheus starts first (its targets are down until the demo runs), so
+	// a slow start cannot eat into the demo's 40 seconds.
 	prom := testservers.StartPrometheus(t, cfg)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	demo := exec.CommandContext(ctx, bin, "demo", "--duration", "40s", "--dir", filepath.Join(tmp, "demo"),
+		"--metrics-addr", sidecarAddr, "--operator-metrics-addr", operatorAddr)
+	demoOut := &lockedBuffer{}
+	demo.Stdout, demo.Stderr = demoOut, demoOut
+	if err := demo.Start(); err != nil {
+		t.Fatalf("starting the demo: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- demo.Wait() }()
+	t.Cleanup(func() { cancel(); <-exited })
+	for _, a := range []string{sidecarAddr, operatorAddr} {
+		ready := make(chan error, 1)
+		go func() { ready <- testservers.WaitHTTP("http://"+a+"/metrics", 30*time.Second) }()
+		select {
+		case err := <-ready:
+			if err != nil {
+				t.Fatalf("demo does not serve /metrics on %s: %v\n%s", a, err, demoOut.String())
+			}
+		case err := <-exited:
+			exited <- err // for the cleanup
+			t.Fatalf("demo exited before serving /metrics (%v):\n%s", err, demoOut.String())
+		}
+	}
+
 	api := &promAPI{base: prom.URL}
 
-	// ~25 s of 1 s scrapes: enough for rate() over the 1m windows below.
+	// ~25 s of 1 s scrapes: enough for rate() over the 1m windows below. The
+	// checks run while the demo still serves: after it stops, staleness
+	// markers empty every instant query.
 	deadline := time.Now().Add(25 * time.Second)
 	select {
 	case <-time.After(time.Until(deadline)):
@@ -151,10 +159,46 @@ scrape_configs:
 		report(k, api.checkNames(rules[k]))
 	}
 
+	// Label values the dashboards enumerate or match must be the shared ones.
+	known := map[string]map[string]bool{"pattern": {}, "correlation": {
+		conventions.CorrelationField: true, conventions.CorrelationJoin: true, conventions.CorrelationNone: true}}
+	for _, p := range riskpatterns.Default {
+		known["pattern"][p.ID] = true
+	}
+	for label, metric := range map[string]string{"pattern": conventions.MetricLogRisk, "correlation": conventions.MetricLogCorrelated} {
+		res, err := api.query(fmt.Sprintf("count by (%s) (%s)", label, metric))
+		if err != nil || len(res) == 0 {
+			report(metric, []string{fmt.Sprintf("no %s values (%v)", label, err)})
+		}
+		for _, r := range res {
+			if !known[label][r.Metric[label]] {
+				report(metric, []string{fmt.Sprintf("%s=%q is not a shared value (riskpatterns.Default / conventions)", label, r.Metric[label])})
+			}
+		}
+	}
+
 	t.Logf("checked %d panel queries, %d variables, %d rules against a real scrape", len(panels), len(variableQueries(t)), len(rules))
 	if len(problems) > 0 {
 		t.Errorf("%d problems:\n%s\n\ndemo output:\n%s", len(problems), strings.Join(problems, "\n"), tail(demoOut.String(), 3000))
 	}
+}
+
+// lockedBuffer collects the demo's output while it runs.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func sortedKeys[V any](m map[string]V) []string {

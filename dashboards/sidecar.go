@@ -71,9 +71,9 @@ func sidecarHealth() *dashboard.DashboardBuilder {
 			queries: []query{{rate(c.MetricExportSent, sidecarNR, "exporter"), "{{exporter}}", false}},
 		})).
 		WithPanel(timeSeries(panel{
-			title: "Failed sends per second", desc: "Failed send attempts by exporter and reason (opsight_export_failed_total); retried from the persistent queue unless the reason is permanent.",
+			title: "Failed sends per second", desc: "Failed send attempts by exporter and reason (opsight_export_failed_total); retried from the persistent queue unless the reason is permanent. A healthy sidecar has no failure series yet, so each exporter then shows 0.",
 			unit: "ops", base: "green", steps: []step{{0.1, "orange"}, {1, "red"}}, min: &zero, w: 8,
-			queries: []query{{rate(c.MetricExportFailed, sidecarNR, "exporter, reason"), "{{exporter}} {{reason}}", false}},
+			queries: []query{{fmt.Sprintf("%s or %s * 0", rate(c.MetricExportFailed, sidecarNR, "exporter, reason"), rate(c.MetricExportSent, sidecarNR, "exporter")), "{{exporter}} {{reason}}", false}},
 		})).
 		WithPanel(timeSeries(panel{
 			title: "Export queue size", desc: "Items waiting in each exporter's sending queue (opsight_export_queue_size). A queue that keeps growing means the backend is down or slower than the operator writes.",

@@ -81,7 +81,9 @@ func New() *Metrics {
 
 	m.Registry.MustRegister(m.LogRecords, m.LogRisk, m.LogCorrelated, m.LogParseErrors,
 		m.TailLagBytes, m.TailRotations, m.ExportFailed, m.SpanDuration, m.SpanCalls, &m.bridges,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		// memstats are off: go_memstats_alloc_bytes (gauge) and _alloc_bytes_total
+		// (counter) are one family in OpenMetrics, and strict parsers reject both.
+		collectors.NewGoCollector(collectors.WithGoCollectorMemStatsMetricsDisabled()), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

@@ -288,6 +288,9 @@ func podEnv(dir, ns, pod, revision string) map[string]string {
 		"OPSIGHT_CLUSTER":     "e2e",
 		"POD_NAMESPACE":       ns,
 		"POD_NAME":            pod,
+		// The webhook and the chart set CONTAINER_NAME to the operator's
+		// container; set it so the test machine's own variable never leaks in.
+		"CONTAINER_NAME": "manager",
 	}
 }
 

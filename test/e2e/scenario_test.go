@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -48,6 +49,8 @@ func TestScenarioRealBackends(t *testing.T) {
 	pods := []*scenarioPod{
 		{name: "etcd-operator-7d9f5-a", revision: "v1.4.0", seed: 11},
 		{name: "etcd-operator-8c1e2-b", revision: "v1.5.0-rc.1", slowTail: 0.08, seed: 22},
+		// The baseline's code under a rebuilt image tag: the release gate's A/A.
+		{name: "etcd-operator-7d9f5-c", revision: "v1.4.0-rebuild", seed: 33},
 	}
 	var targets []string
 	for _, p := range pods {
@@ -59,12 +62,15 @@ func TestScenarioRealBackends(t *testing.T) {
 		p.env["OPSIGHT_OTLP_HTTP_ADDR"] = testservers.FreeAddr(t)
 		targets = append(targets, strconv.Quote(p.env["OPSIGHT_METRICS_ADDR"]))
 		p.sc = newSidecar(t, p.env)
+		envModeTracesWorkaround(t, p.sc)
 		p.sc.start()
 		waitOTLP(t, p.sc, p.env["OPSIGHT_OTLP_HTTP_ADDR"])
 	}
 	prom := testservers.StartPrometheus(t, fmt.Sprintf(`global:
   scrape_interval: 1s
   evaluation_interval: 1s
+  scrape_native_histograms: true
+  always_scrape_classic_histograms: true
 scrape_configs:
   - job_name: opsight-sidecar
     static_configs:
@@ -174,15 +180,14 @@ scrape_configs:
 	})
 
 	t.Run("releasegate/prometheus", func(t *testing.T) {
-		// A/A: the baseline against itself in two halves of the run; then the
-		// regression: the candidate's slow tail must fail the gate.
-		mid := started.Add(ended.Sub(started) / 2)
-		win := func(a, b time.Time) string { return fmt.Sprintf("%d,%d", a.Unix(), b.Unix()) }
-		common := []string{"--prometheus-url", prom.URL, "--service", service, "--span-name", "Reconcile", "--threshold", "p99:+25%"}
-		aa := append(append([]string{}, common...), "--baseline", pods[0].revision, "--candidate", pods[0].revision,
-			"--baseline-window", win(started, mid), "--candidate-window", win(mid, ended.Add(2*time.Second)))
-		reg := append(append([]string{}, common...), "--baseline", pods[0].revision, "--candidate", pods[1].revision,
-			"--baseline-window", win(started, ended.Add(2*time.Second)), "--candidate-window", win(started, ended.Add(2*time.Second)))
+		// A/A: the baseline against its rebuilt twin; then the regression:
+		// the candidate's slow tail must fail the gate.
+		w := fmt.Sprintf("%d,%d", started.Unix(), ended.Add(2*time.Second).Unix())
+		common := []string{"--prometheus-url", prom.URL, "--service", service, "--span-name", "Reconcile", "--threshold", "p99:+25%",
+			"--baseline-window", w, "--candidate-window", w}
+		aa := append(append([]string{}, common...), "--baseline", pods[0].revision, "--candidate", pods[2].revision)
+		reg := append(append([]string{}, common...), "--baseline", pods[0].revision, "--candidate", pods[1].revision)
+		time.Sleep(3 * time.Second) // the last scrape
 		checkReleaseGate(t, "prometheus A/A", aa, 0)
 		checkReleaseGate(t, "prometheus regression", reg, 1)
 	})
@@ -400,4 +405,39 @@ func exemplarTraceIDs(base, query string, start, end time.Time) ([]string, error
 	}
 	sort.Strings(ids)
 	return ids, nil
+}
+
+// envModeTracesWorkaround: in collector v0.165 the otlphttp exporter's type is
+// otlp_http ("otlphttp" survives only as an alias, which the exporter wrapper
+// in internal/selftelemetry does not carry over), and env mode still names
+// "otlphttp/traces", so with OPSIGHT_TRACES_URL set the sidecar does not
+// start. The test reports that as a failure and, so the rest of the scenario
+// still runs, starts the sidecar from the env configuration with the
+// exporter renamed. Once env mode is fixed, validate passes and this does
+// nothing.
+func envModeTracesWorkaround(t *testing.T, sc *sidecar) {
+	t.Helper()
+	cmd := exec.Command(sc.bin, "validate")
+	cmd.Env = sc.env
+	out, err := cmd.CombinedOutput()
+	if err == nil && !strings.Contains(string(out), "Error:") {
+		return
+	}
+	if !strings.Contains(string(out), `unknown type: "otlphttp"`) {
+		t.Fatalf("operator-sidecar validate rejects the env configuration: %v\n%s", err, out)
+	}
+	t.Errorf("env mode with OPSIGHT_TRACES_URL does not start: %s; running the scenario with the exporter renamed otlp_http/traces",
+		strings.TrimSpace(string(out[strings.LastIndex(string(out), "'exporters'"):])))
+	withConfig(t, sc, func(cfg map[string]any) {
+		exps := mapAt(cfg, "exporters")
+		exps["otlp_http/traces"] = exps["otlphttp/traces"]
+		delete(exps, "otlphttp/traces")
+		tr := mapAt(cfg, "service", "pipelines", "traces")
+		list, _ := tr["exporters"].([]any)
+		for i, e := range list {
+			if e == "otlphttp/traces" {
+				list[i] = "otlp_http/traces"
+			}
+		}
+	})
 }

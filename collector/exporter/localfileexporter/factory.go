@@ -5,6 +5,8 @@ package localfileexporter
 
 import (
 	"context"
+	"github.com/opsight/opsight/internal/selftelemetry"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configoptional"
@@ -48,13 +50,19 @@ func helperOptions(w *fileWriter) []exporterhelper.Option {
 
 func createLogs(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Logs, error) {
 	c := cfg.(*Config)
-	w := newFileWriter(c, "logs-", ".ndjson", set.Logger)
+	w := newFileWriter(c, "logs-", ".ndjson", set.Logger, writeFailures(set))
 	le := &logsEncoder{}
 	return exporterhelper.NewLogs(ctx, set, cfg, le.consume(w), helperOptions(w)...)
 }
 
 func createTraces(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Traces, error) {
 	c := cfg.(*Config)
-	w := newFileWriter(c, "traces-", ".jsonl", set.Logger)
+	w := newFileWriter(c, "traces-", ".jsonl", set.Logger, writeFailures(set))
 	return exporterhelper.NewTraces(ctx, set, cfg, tracesConsumer(w), helperOptions(w)...)
+}
+
+// writeFailures is the exporter's opsight_export_failed_total{reason="write"}
+// series, created at zero so alerts on it see the exporter before it fails.
+func writeFailures(set exporter.Settings) prometheus.Counter {
+	return selftelemetry.Default().ExportFailed.WithLabelValues(set.ID.String(), "write")
 }

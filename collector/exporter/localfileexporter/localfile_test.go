@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -505,7 +507,8 @@ func FuzzAppendRecord(f *testing.F) {
 func TestWriteFailure(t *testing.T) {
 	dir := t.TempDir()
 	cfg := &Config{Directory: dir, MaxFileBytes: 1 << 20}
-	w := newFileWriter(cfg, "logs-", ".ndjson", zap.NewNop())
+	failed := prometheus.NewCounter(prometheus.CounterOpts{Name: "failed_test"})
+	w := newFileWriter(cfg, "logs-", ".ndjson", zap.NewNop(), failed)
 	if err := w.start(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -529,6 +532,9 @@ func TestWriteFailure(t *testing.T) {
 		t.Fatalf("write on a failing file: %v; want an error naming the write", err)
 	}
 	_ = good.Close()
+	if n := testutil.ToFloat64(failed); n != 1 {
+		t.Errorf("failed writes counted %v, want 1", n)
+	}
 	if err := write(2); err != nil {
 		t.Fatalf("write after a failure: %v", err)
 	}

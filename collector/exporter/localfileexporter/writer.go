@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -26,10 +27,11 @@ type fileWriter struct {
 	prefix, suffix string
 	logger         *zap.Logger
 	r              *rotator
+	failed         prometheus.Counter // opsight_export_failed_total{reason="write"}
 }
 
-func newFileWriter(cfg *Config, prefix, suffix string, logger *zap.Logger) *fileWriter {
-	return &fileWriter{cfg: cfg, prefix: prefix, suffix: suffix, logger: logger}
+func newFileWriter(cfg *Config, prefix, suffix string, logger *zap.Logger, failed prometheus.Counter) *fileWriter {
+	return &fileWriter{cfg: cfg, prefix: prefix, suffix: suffix, logger: logger, failed: failed}
 }
 
 func (w *fileWriter) start(context.Context, component.Host) error {
@@ -55,7 +57,11 @@ func (w *fileWriter) write(buf []byte, ends []int) error {
 	if w.r == nil {
 		return errors.New("localfile exporter: not started")
 	}
-	return w.r.write(buf, ends)
+	err := w.r.write(buf, ends)
+	if err != nil && w.failed != nil {
+		w.failed.Inc()
+	}
+	return err
 }
 
 // rotators are shared by path+prefix: two pipelines using the same

@@ -58,6 +58,11 @@ func newLokiExporter(cfg *Config, set exporter.Settings, m *selftelemetry.Metric
 		metrics:   m,
 		userAgent: "opsight/" + set.BuildInfo.Version,
 	}
+	// Every reason's series exists from the start, at zero, so rules on
+	// increase() see the first failure.
+	for _, r := range []string{reasonHTTP429, reasonHTTP5xx, reasonHTTP4xx, reasonConnection, reasonTimeout} {
+		m.ExportFailed.WithLabelValues(e.id, r)
+	}
 	switch {
 	case cfg.BasicAuth.HasValue():
 		ba := cfg.BasicAuth.Get()

@@ -297,3 +297,36 @@ func BenchmarkRecordSpans(b *testing.B) {
 	b.ReportMetric(n/b.Elapsed().Seconds(), "spans/s")
 	b.ReportMetric(float64(testing.AllocsPerRun(10, func() { _ = r.consumeTraces(ctx, td) }))/float64(td.SpanCount()), "allocs/span")
 }
+
+func TestConcurrentConsumers(t *testing.T) {
+	m := selftelemetry.New()
+	exp := newTestExporter(t, m, func(c *Config) { c.DimensionsCacheSize = 8 })
+	const workers, batches = 4, 50
+	done := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		go func(w int) {
+			for b := 0; b < batches; b++ {
+				tid, sid := ids(b)
+				if err := exp.ConsumeTraces(context.Background(), makeTraces(testResource,
+					testSpan{fmt.Sprintf("op-%d", (w*batches+b)%16), ptrace.SpanKindServer, ptrace.StatusCodeOk, time.Millisecond, tid, sid})); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}(w)
+	}
+	for w := 0; w < workers; w++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var total float64
+	calls := gather(t, m)[conventions.MetricSpanCalls].GetMetric()
+	for _, c := range calls {
+		total += c.GetCounter().GetValue()
+	}
+	if total != workers*batches || len(calls) > 8+1 {
+		t.Fatalf("total %v over %d series, want %d over at most 9", total, len(calls), workers*batches)
+	}
+}

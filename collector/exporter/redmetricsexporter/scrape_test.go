@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -53,15 +52,9 @@ func scrape(t *testing.T, addr, accept string) (expfmt.Format, map[string]*dto.M
 		t.Fatalf("scrape status %d", resp.StatusCode)
 	}
 	format := expfmt.ResponseFormat(resp.Header)
-	var body io.Reader = resp.Body
-	if format.FormatType() == expfmt.TypeOpenMetrics {
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body = strings.NewReader(dropGoAllocBytes(string(b)))
-	}
-	dec := expfmt.NewDecoder(body, format)
+	// The whole scrape goes through the strict parser: the registry must be
+	// valid OpenMetrics as served.
+	dec := expfmt.NewDecoder(resp.Body, format)
 	out := map[string]*dto.MetricFamily{}
 	for {
 		mf := &dto.MetricFamily{}
@@ -115,7 +108,9 @@ func TestScrapeThroughExtension(t *testing.T) {
 		spans = append(spans, testSpan{name, kind, ptrace.StatusCodeUnset, time.Duration(i+1) * 15 * time.Millisecond, tid, sid})
 		sent[name] = [2]string{hex.EncodeToString(tid[:]), hex.EncodeToString(sid[:])}
 	}
-	if err := exp.ConsumeTraces(ctx, makeTraces(testResource, spans...)); err != nil {
+	// Both tests of this package that scrape share selftelemetry.Default():
+	// each uses its own service name and looks only at its series.
+	if err := exp.ConsumeTraces(ctx, makeTraces(withService(scrapeService), spans...)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -129,15 +124,15 @@ func TestScrapeThroughExtension(t *testing.T) {
 		if calls == nil || dur == nil {
 			t.Fatalf("families missing; got %v", keys(mfs))
 		}
-		checkSeries(t, "calls", calls.GetMetric(), len(sent))
-		checkSeries(t, "duration", dur.GetMetric(), len(sent))
-		for _, m := range calls.GetMetric() {
+		checkSeries(t, "calls", ofService(calls, scrapeService), len(sent))
+		checkSeries(t, "duration", ofService(dur, scrapeService), len(sent))
+		for _, m := range ofService(calls, scrapeService) {
 			name := labelsOf(m)["span_name"]
 			if l := exemplarLabels(m.GetCounter().GetExemplar()); l["trace_id"] != sent[name][0] || l["span_id"] != sent[name][1] {
 				t.Errorf("calls{span_name=%q} exemplar %v, want %v", name, l, sent[name])
 			}
 		}
-		for _, m := range dur.GetMetric() {
+		for _, m := range ofService(dur, scrapeService) {
 			name := labelsOf(m)["span_name"]
 			var ok bool
 			for _, b := range m.GetHistogram().GetBucket() {
@@ -159,8 +154,8 @@ func TestScrapeThroughExtension(t *testing.T) {
 		if dur == nil {
 			t.Fatalf("duration family missing; got %v", keys(mfs))
 		}
-		checkSeries(t, "duration", dur.GetMetric(), len(sent))
-		for _, m := range dur.GetMetric() {
+		checkSeries(t, "duration", ofService(dur, scrapeService), len(sent))
+		for _, m := range ofService(dur, scrapeService) {
 			h := m.GetHistogram()
 			// Native histogram: a schema, a zero threshold and sparse
 			// positive buckets, next to the classic buckets.
@@ -178,29 +173,27 @@ func TestScrapeThroughExtension(t *testing.T) {
 	})
 }
 
-// dropGoAllocBytes removes the Go collector's go_memstats_alloc_bytes gauge
-// and go_memstats_alloc_bytes_total counter: in OpenMetrics both are the
-// family "go_memstats_alloc_bytes", which the strict expfmt parser rejects
-// ("metadata ... after samples"; Prometheus itself scrapes it). It concerns
-// the registry's Go collector, not the span metrics under test.
-func dropGoAllocBytes(s string) string {
-	lines := strings.Split(s, "\n")
-	out := lines[:0]
-	for _, l := range lines {
-		f := strings.Fields(l)
-		name := ""
-		switch {
-		case len(f) >= 3 && f[0] == "#":
-			name = f[2]
-		case len(f) >= 1:
-			name = f[0]
-		}
-		if name == "go_memstats_alloc_bytes" || strings.HasPrefix(name, "go_memstats_alloc_bytes_total") {
-			continue
-		}
-		out = append(out, l)
+const scrapeService = "scrape-test"
+
+// withService is testResource with another service.name.
+func withService(name string) map[string]string {
+	out := map[string]string{}
+	for k, v := range testResource {
+		out[k] = v
 	}
-	return strings.Join(out, "\n")
+	out[conventions.AttrServiceName] = name
+	return out
+}
+
+// ofService returns the family's series of one service.
+func ofService(mf *dto.MetricFamily, service string) []*dto.Metric {
+	var out []*dto.Metric
+	for _, m := range mf.GetMetric() {
+		if labelsOf(m)["service_name"] == service {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 func keys(m map[string]*dto.MetricFamily) []string {

@@ -201,3 +201,33 @@ func BenchmarkHeldLineMemory(b *testing.B) {
 	b.ReportMetric(perLine, "bytes/held-line")
 	b.ReportMetric(batchPerLine, "batch-bytes/line")
 }
+
+// BenchmarkIndexMemory: heap per span index entry at its bound (a 36-byte
+// UUID key, as controller-runtime's reconcile ids are).
+func BenchmarkIndexMemory(b *testing.B) {
+	const n = 100_000
+	var perEntry float64
+	for i := 0; i < b.N; i++ {
+		spans := make([]keyedSpan, n)
+		for k := range spans {
+			spans[k] = keyedSpan{key: fmt.Sprintf("6b3a0a5e-2d2c-4d7e-9c1e-%012d", k)}
+			spans[k].trace[0], spans[k].span[0] = 1, 1
+		}
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		before := ms.HeapAlloc
+		ix := newSpanIndex(n, time.Hour)
+		for k := 0; k < n; k += 1000 {
+			ix.add(spans[k:k+1000], time.Now())
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		perEntry = (float64(ms.HeapAlloc) - float64(before)) / n
+		if ix.len() != n {
+			b.Fatalf("index has %d entries", ix.len())
+		}
+		runtime.KeepAlive(spans)
+	}
+	b.ReportMetric(perEntry, "bytes/index-entry")
+}

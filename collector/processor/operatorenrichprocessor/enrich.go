@@ -174,11 +174,13 @@ type batch struct {
 
 // pendingLine is a keyed line without trace context.
 type pendingLine struct {
-	lr    plog.LogRecord
-	key   string
-	found bool
-	trace pcommon.TraceID
-	span  pcommon.SpanID
+	lr         plog.LogRecord
+	key        string
+	controller string
+	wait       bool // worth holding the batch for (its controller is traced)
+	found      bool
+	trace      pcommon.TraceID
+	span       pcommon.SpanID
 }
 
 var batchPool = sync.Pool{New: func() any { return &batch{riskBuf: make([]int, 0, 8)} }}
@@ -317,9 +319,6 @@ func (e *enricher) enrichRecord(lr plog.LogRecord, fromFile bool, b *batch) {
 	default:
 		line, haveLine = body.AsString(), true
 	}
-	// A raw line from a file (the receiver) gets a parse error when it is not
-	// a JSON object; an OTLP record (a logs bridge) carries its fields as
-	// attributes and a message body, so it is read that way instead.
 	// One pass over the attributes the record came with.
 	var hasStream, truncated, otherVersion bool
 	var prevReason string
@@ -335,6 +334,9 @@ func (e *enricher) enrichRecord(lr plog.LogRecord, fromFile bool, b *batch) {
 			otherVersion = e.revision != "" && v.AsString() != e.revision
 		}
 	}
+	// A raw line from a file (the receiver) gets a parse error when it is not
+	// a JSON object; an OTLP record (a logs bridge) carries its fields as
+	// attributes and a message body, so it is read that way instead.
 	raw := fromFile || hasStream ||
 		(lr.SeverityNumber() == plog.SeverityNumberUnspecified && lr.TraceID().IsEmpty() && body.Type() != pcommon.ValueTypeMap)
 
@@ -410,7 +412,7 @@ func (e *enricher) enrichRecord(lr plog.LogRecord, fromFile bool, b *batch) {
 		attrs.PutStr(conventions.LogCorrelation, conventions.CorrelationField)
 		b.field++
 	case f.reconcileID != "":
-		b.pending = append(b.pending, pendingLine{lr: lr, key: f.reconcileID})
+		b.pending = append(b.pending, pendingLine{lr: lr, key: f.reconcileID, controller: f.controller})
 	}
 
 	// Risk: one pass over the line (or the string values of a map body).

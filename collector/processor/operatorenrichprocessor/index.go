@@ -25,7 +25,16 @@ type spanIndex struct {
 	notify chan struct{} // closed (and replaced) when keyed spans arrive; nil if nobody waits
 
 	lastKeyed atomic.Int64 // unix nanos of the last span carrying a key
+	created   int64        // unix nanos; the start-up grace counts from here
+
+	// controllers: when keyed spans carry the controller attribute, the
+	// last time each controller was seen, so lines of a controller that is
+	// not traced never hold a batch. Bounded: reset when it grows past
+	// maxControllers (then rebuilt from the next spans).
+	controllers map[string]*int64
 }
+
+const maxControllers = 1024
 
 type indexEntry struct {
 	key    string
@@ -36,15 +45,16 @@ type indexEntry struct {
 }
 
 func newSpanIndex(size int, ttl time.Duration) *spanIndex {
-	return &spanIndex{size: size, ttl: ttl, slots: make(map[string]int32)}
+	return &spanIndex{size: size, ttl: ttl, slots: make(map[string]int32), created: time.Now().UnixNano()}
 }
 
 // keyedSpan is one span carrying a correlation key.
 type keyedSpan struct {
-	key    string
-	trace  pcommon.TraceID
-	span   pcommon.SpanID
-	parent pcommon.SpanID
+	key        string
+	controller string
+	trace      pcommon.TraceID
+	span       pcommon.SpanID
+	parent     pcommon.SpanID
 }
 
 // add records spans and wakes the batches waiting for keys.
@@ -56,6 +66,19 @@ func (ix *spanIndex) add(spans []keyedSpan, now time.Time) {
 	ix.mu.Lock()
 	for i := range spans {
 		ix.addLocked(&spans[i], at)
+		if c := spans[i].controller; c != "" {
+			// Update through the pointer: assigning with c as key would make
+			// the map keep c, which may point into the request buffer.
+			if last, ok := ix.controllers[c]; ok {
+				*last = at
+				continue
+			}
+			if ix.controllers == nil || len(ix.controllers) >= maxControllers {
+				ix.controllers = make(map[string]*int64)
+			}
+			v := at
+			ix.controllers[strings.Clone(c)] = &v
+		}
 	}
 	if ix.notify != nil {
 		close(ix.notify)
@@ -120,9 +143,10 @@ func (ix *spanIndex) lookupLocked(key string, now int64) (indexEntry, bool) {
 	return e, true
 }
 
-// resolve looks every unresolved pending line up, under one lock. When some
-// remain and wait is set, it also returns a channel closed on the next add,
-// taken under the same lock so no add can slip in between.
+// resolve looks every unresolved pending line up, under one lock, and
+// counts the unresolved ones worth waiting for. When some remain and wait
+// is set, it also returns a channel closed on the next add, taken under the
+// same lock so no add can slip in between.
 func (ix *spanIndex) resolve(pending []pendingLine, now time.Time, wait bool) (remaining int, woken <-chan struct{}) {
 	at := now.UnixNano()
 	ix.mu.Lock()
@@ -136,7 +160,9 @@ func (ix *spanIndex) resolve(pending []pendingLine, now time.Time, wait bool) (r
 			p.found, p.trace, p.span = true, e.trace, e.span
 			continue
 		}
-		remaining++
+		if p.wait {
+			remaining++
+		}
 	}
 	if remaining > 0 && wait {
 		if ix.notify == nil {
@@ -155,8 +181,34 @@ func (ix *spanIndex) len() int {
 }
 
 // active reports whether keyed spans were seen within window: only then is
-// holding a batch worth its latency.
-func (ix *spanIndex) active(now time.Time, window time.Duration) bool {
+// holding a batch worth its latency. During the first grace after start no
+// span can have arrived yet (the operator's first batch is still in its
+// exporter), so lines are held then too; a deployment without tracing pays
+// that once per start, not per batch.
+func (ix *spanIndex) active(now time.Time, window, grace time.Duration) bool {
 	last := ix.lastKeyed.Load()
-	return last != 0 && now.UnixNano()-last <= int64(window)
+	return (last != 0 && now.UnixNano()-last <= int64(window)) || now.UnixNano()-ix.created <= int64(grace)
+}
+
+// markWaitable sets wait on the pending lines worth holding for: all of
+// them, unless keyed spans name their controllers — then only lines of a
+// controller seen on a keyed span within window (an untraced controller's
+// lines would only ever time out). Returns how many.
+func (ix *spanIndex) markWaitable(pending []pendingLine, now time.Time, window time.Duration) int {
+	at := now.UnixNano()
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	n := 0
+	for i := range pending {
+		p := &pending[i]
+		p.wait = !p.found
+		if p.wait && len(ix.controllers) > 0 && p.controller != "" {
+			last, ok := ix.controllers[p.controller]
+			p.wait = ok && at-*last <= int64(window)
+		}
+		if p.wait {
+			n++
+		}
+	}
+	return n
 }

@@ -58,8 +58,13 @@ func (p *logsProcessor) processLogs(ctx context.Context, ld plog.Logs) (plog.Log
 // or a cancelled context, it goes on unjoined. Nothing is ever dropped.
 func (p *logsProcessor) join(ctx context.Context, b *batch) {
 	now := p.e.now()
-	remaining, _ := p.sh.index.resolve(b.pending, now, false)
-	if remaining > 0 && p.e.wait > 0 && !p.stopped.Load() && p.sh.index.active(now, p.e.activeWindow) {
+	ix := p.sh.index
+	for i := range b.pending {
+		b.pending[i].wait = true
+	}
+	remaining, _ := ix.resolve(b.pending, now, false)
+	if remaining > 0 && p.e.wait > 0 && !p.stopped.Load() && ix.active(now, p.e.activeWindow, p.e.wait) &&
+		ix.markWaitable(b.pending, now, p.e.activeWindow) > 0 {
 		n := int64(b.records)
 		if p.sh.held.Add(n) <= int64(p.e.maxHeld) {
 			p.hold(ctx, b)
@@ -153,7 +158,11 @@ func (p *tracesProcessor) processTraces(_ context.Context, td ptrace.Traces) (pt
 				if key == "" {
 					continue
 				}
-				keyed = append(keyed, keyedSpan{key: key, trace: sp.TraceID(), span: sp.SpanID(), parent: sp.ParentSpanID()})
+				ks := keyedSpan{key: key, trace: sp.TraceID(), span: sp.SpanID(), parent: sp.ParentSpanID()}
+				if c, ok := sp.Attributes().Get(conventions.AttrControllerSpan); ok {
+					ks.controller = c.AsString()
+				}
+				keyed = append(keyed, ks)
 			}
 		}
 	}

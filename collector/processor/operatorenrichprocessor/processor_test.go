@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -199,8 +201,10 @@ func TestEnrichControllerRuntimeLine(t *testing.T) {
 	if v := testutil.ToFloat64(h.m.LogCorrelated.WithLabelValues("field")); v != 1 {
 		t.Errorf("correlated{field} = %v", v)
 	}
-	if n := testutil.CollectAndCount(h.m.LogParseErrors); n != 6 { // the pre-created known reasons, all 0
-		t.Errorf("parse error series %d", n)
+	for _, r := range knownReasons {
+		if v := testutil.ToFloat64(h.m.LogParseErrors.WithLabelValues(r)); v != 0 {
+			t.Errorf("parse_errors{%s} = %v for a valid JSON line", r, v)
+		}
 	}
 }
 
@@ -553,17 +557,49 @@ func TestJoinLogBeforeSpan(t *testing.T) {
 	waitHeld(t, h, 0)
 }
 
-// Without keyed spans within active_window nothing is held.
+// Without keyed spans within active_window nothing is held once the
+// start-up grace (one wait) is over.
 func TestNoHoldWithoutTracing(t *testing.T) {
-	h := newHarness(t, joinCfg(20*time.Second), nil)
+	const wait = 1500 * time.Millisecond
+	h := newHarness(t, joinCfg(wait), nil)
+	time.Sleep(wait + 100*time.Millisecond)
+	start := time.Now()
 	done := consumeAsync(h, fileLogs(lineFor("r-1", "x")))
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("a line was held although no keyed span was ever seen")
 	}
+	if took := time.Since(start); took >= wait {
+		t.Errorf("ConsumeLogs took %v after the grace: held without tracing", took)
+	}
 	if attr(h.allRecords()[0].Attributes(), conventions.LogCorrelation) != "<absent>" {
 		t.Error("joined without a span")
+	}
+}
+
+// Right after start no span can have arrived yet: keyed lines are held then,
+// so the operator's first reconciles still join.
+func TestHoldDuringStartupGrace(t *testing.T) {
+	h := newHarness(t, joinCfg(5*time.Second), nil)
+	done := consumeAsync(h, fileLogs(lineFor("r-boot", "x")))
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case <-done:
+		t.Fatal("a keyed line at start-up was not held for its span")
+	default:
+	}
+	td, ids := keyedSpans("r-boot")
+	if err := h.traces.ConsumeTraces(context.Background(), td); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("held line not released when its span arrived")
+	}
+	if a := h.allRecords()[0].Attributes(); attr(a, conventions.LogTraceID) != ids["r-boot"][0] || attr(a, conventions.LogCorrelation) != "join" {
+		t.Errorf("start-up line not joined: %v", a.AsRaw())
 	}
 }
 
@@ -788,5 +824,93 @@ func TestBoundedUnderFlood(t *testing.T) {
 	}
 	if held := sh.held.Load(); held != 0 {
 		t.Errorf("held %d after all returned", held)
+	}
+}
+
+// When keyed spans name their controller, lines of a controller that is not
+// traced never hold a batch; a traced controller's lines do.
+func TestNoHoldForUntracedController(t *testing.T) {
+	h := newHarness(t, joinCfg(20*time.Second), nil)
+	warm, _ := keyedSpans("warm-up")
+	warm.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes().PutStr(conventions.AttrControllerSpan, "traced")
+	if err := h.traces.ConsumeTraces(context.Background(), warm); err != nil {
+		t.Fatal(err)
+	}
+	untraced := `{"msg":"x","controller":"untraced","reconcileID":"u-1"}`
+	select {
+	case <-consumeAsync(h, fileLogs(untraced)):
+	case <-time.After(5 * time.Second):
+		t.Fatal("a line of an untraced controller held its batch")
+	}
+	traced := `{"msg":"x","controller":"traced","reconcileID":"t-1"}`
+	done := consumeAsync(h, fileLogs(traced))
+	waitHeld(t, h, 1)
+	td, _ := keyedSpans("t-1")
+	if err := h.traces.ConsumeTraces(context.Background(), td); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	out := h.allRecords()
+	if len(out) != 2 || attr(out[1].Attributes(), conventions.LogCorrelation) != "join" {
+		t.Fatalf("traced controller's line not joined: %d records", len(out))
+	}
+}
+
+// Heap stays bounded under a flood: many more keyed spans than index_size
+// and many unjoinable keyed lines (forwarded to a sink that keeps nothing).
+func TestMemoryBoundedUnderFlood(t *testing.T) {
+	cfg := joinCfg(time.Millisecond)
+	cfg.Correlation.IndexSize = 1000
+	m := selftelemetry.New()
+	ef := newEnrichFactory(withMetrics(m))
+	f := ef.processorFactory()
+	set := processortest.NewNopSettings(componentType)
+	lp, err := f.CreateLogs(context.Background(), set, cfg, consumertest.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, err := f.CreateTraces(context.Background(), set, cfg, consumertest.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []component.Component{lp, tp} {
+		_ = c.Start(context.Background(), componenttest.NewNopHost())
+		defer func() { _ = c.Shutdown(context.Background()) }()
+	}
+	heap := func() uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	round := func(r int) {
+		keys := make([]string, 500)
+		lines := make([]string, 500)
+		for i := range keys {
+			keys[i] = fmt.Sprintf("flood-span-%d-%d-%s", r, i, strings.Repeat("x", 40))
+			lines[i] = lineFor(fmt.Sprintf("flood-line-%d-%d", r, i), "nothing to join")
+		}
+		td, _ := keyedSpans(keys...)
+		_ = tp.ConsumeTraces(context.Background(), td)
+		_ = lp.ConsumeLogs(context.Background(), fileLogs(lines...))
+	}
+	for r := 0; r < 20; r++ { // warm up: the index reaches its bound
+		round(r)
+	}
+	before := heap()
+	for r := 20; r < 220; r++ { // 100,000 more spans and lines
+		round(r)
+	}
+	after := heap()
+	t.Logf("heap before %d after %d", before, after)
+	// Unbounded, 100,000 index entries would take well over 10 MB.
+	if grew := int64(after) - int64(before); grew > 2<<20 {
+		t.Errorf("heap grew %d bytes over a flood of 100,000 spans and lines (index_size 1000)", grew)
+	}
+	ef.mu.Lock()
+	n := ef.shared[set.ID].index.len()
+	ef.mu.Unlock()
+	if n > 1000 {
+		t.Errorf("index holds %d keys, bound 1000", n)
 	}
 }

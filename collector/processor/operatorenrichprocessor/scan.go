@@ -289,30 +289,35 @@ func scanString(s string, i int) (string, int, bool, scanErr) {
 	j := start
 	esc := false
 	for {
-		k := strings.IndexByte(s[j:], '"')
-		if k < 0 {
-			// Still validate escapes up to the end so a broken escape is a
-			// syntax error, not truncation.
-			if b := strings.IndexByte(s[j:], '\\'); b >= 0 {
-				if e := checkEscape(s, j+b); e == scanSyntax {
-					return "", j + b, false, scanSyntax
-				}
+		// Most keys and values are short: a byte loop beats IndexByte's
+		// call and setup there; long strings go to IndexByte (SIMD).
+		k := j
+		for end := min(len(s), j+16); k < end && s[k] != '"' && s[k] != '\\'; k++ {
+		}
+		if k == j+16 && k < len(s) {
+			q := strings.IndexByte(s[k:], '"')
+			if q < 0 {
+				q = len(s) - k
 			}
+			if b := strings.IndexByte(s[k:k+q], '\\'); b >= 0 {
+				q = b
+			}
+			k += q
+		}
+		if k >= len(s) {
 			return "", len(s), false, scanTruncated
 		}
-		b := strings.IndexByte(s[j:j+k], '\\')
-		if b < 0 {
-			return s[start : j+k], j + k + 1, esc, scanOK
+		if s[k] == '"' {
+			return s[start:k], k + 1, esc, scanOK
 		}
-		esc = true
-		p := j + b
-		if e := checkEscape(s, p); e != scanOK {
-			return "", p, false, e
+		esc = true // s[k] is a backslash
+		if e := checkEscape(s, k); e != scanOK {
+			return "", k, false, e
 		}
-		if s[p+1] == 'u' {
-			j = p + 6
+		if s[k+1] == 'u' {
+			j = k + 6
 		} else {
-			j = p + 2
+			j = k + 2
 		}
 	}
 }
