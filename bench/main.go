@@ -42,6 +42,7 @@ type options struct {
 	keep        bool
 	only        string
 	noRisk      bool
+	envMode     bool
 	traced      float64
 }
 
@@ -59,6 +60,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (input, configs, collector logs)")
 	flag.StringVar(&o.only, "only", "", "run only one collector: opsight or contrib")
 	flag.BoolVar(&o.noRisk, "contrib-norisk", true, "also run contrib without the risk-pattern statements")
+	flag.BoolVar(&o.envMode, "opsight-env", true, "also run opsight as deployed (env mode) on the backlog")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -114,8 +116,12 @@ func run(o options) error {
 	// contrib does the same work as opsight (risk patterns as 26 OTTL
 	// regular expressions); contrib-norisk leaves the risk patterns out, to
 	// show what the rest of the pipeline costs.
+	// opsight-env is the sidecar as deployed (no --config: file_storage
+	// persistent queue, memory_limiter, otlp receiver, span metrics) on the
+	// same backlog.
 	variants := []variant{
 		{name: "opsight", bin: o.opsightBin, config: opsightConfig(glob, sk.URL()), on: runOpsight},
+		{name: "opsight-env", bin: o.opsightBin, env: envMode(glob, sk.URL()), on: runOpsight && o.envMode},
 		{name: "contrib", bin: o.contribBin, config: contribConfig(glob, sk.URL(), true), on: runContrib},
 		{name: "contrib-norisk", bin: o.contribBin, config: contribConfig(glob, sk.URL(), false), on: runContrib && o.noRisk},
 	}
@@ -125,7 +131,7 @@ func run(o options) error {
 			if !v.on {
 				continue
 			}
-			r, err := runThroughput(o, v.name, v.bin, v.config, sk, size, work, i)
+			r, err := runThroughput(o, *v, sk, size, work, i)
 			if err != nil {
 				return err
 			}
@@ -161,14 +167,24 @@ func (r result) linesPerSec() float64 { return float64(r.lines) / r.window.Secon
 func (r result) mibPerSec() float64   { return mib(r.bytes) / r.window.Seconds() }
 func (r result) cpuPerM() float64     { return r.cpu.Seconds() / (float64(r.lines) / 1e6) }
 
-func runThroughput(o options, name, bin, config string, sk *sink, size int64, work string, run int) (result, error) {
+func runThroughput(o options, v variant, sk *sink, size int64, work string, run int) (result, error) {
+	name := v.name
 	dir := filepath.Join(work, fmt.Sprintf("%s-%d", name, run))
 	if err := os.MkdirAll(filepath.Join(dir, "storage"), 0o755); err != nil {
 		return result{}, err
 	}
-	cfg := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfg, []byte(strings.ReplaceAll(config, "$DIR", dir)), 0o644); err != nil {
-		return result{}, err
+	args := []string{}
+	env := os.Environ()
+	if v.env != nil {
+		for _, e := range v.env {
+			env = append(env, strings.ReplaceAll(e, "$DIR", dir))
+		}
+	} else {
+		cfg := filepath.Join(dir, "config.yaml")
+		if err := os.WriteFile(cfg, []byte(strings.ReplaceAll(v.config, "$DIR", dir)), 0o644); err != nil {
+			return result{}, err
+		}
+		args = append(args, "--config", cfg)
 	}
 	fmt.Fprintf(os.Stderr, "run %d: %s …\n", run+1, name)
 	sk.reset(int64(o.lines))
@@ -177,9 +193,9 @@ func runThroughput(o options, name, bin, config string, sk *sink, size int64, wo
 		return result{}, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(bin, "--config", cfg)
+	cmd := exec.Command(v.bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = os.Environ()
+	cmd.Env = env
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return result{}, err
@@ -223,8 +239,21 @@ func stop(cmd *exec.Cmd, exited <-chan struct{}) {
 // variant is one collector configuration measured.
 type variant struct {
 	name, bin, config string
+	env               []string // env mode when set: no --config
 	on                bool
 	results           []result
+}
+
+// envMode is the sidecar's environment for the opsight-env variant; $DIR is
+// the run's directory.
+func envMode(glob, sink string) []string {
+	free := func() string { a, _ := freeAddr(); return a }
+	return []string{
+		"OPSIGHT_LOG_INCLUDE=" + glob, "OPSIGHT_STATE_DIR=$DIR/state", "OPSIGHT_REVISION=v1.0.0",
+		"OPSIGHT_LOKI_URL=" + sink + "/loki/api/v1/push", "OPSIGHT_METRICS_ADDR=" + free(),
+		"OPSIGHT_OTLP_HTTP_ADDR=" + free(), "OPSIGHT_OTLP_GRPC_ADDR=" + free(),
+		"POD_NAMESPACE=ops", "POD_NAME=etcd-operator-0", "CONTAINER_NAME=manager",
+	}
 }
 
 func printTable(variants []variant) {
@@ -240,6 +269,7 @@ func printTable(variants []variant) {
 			others = append(others, v)
 		}
 	}
+	// Columns: opsight, then each other variant with the ratio opsight/it.
 	type row struct {
 		name   string
 		f      func(result) float64
@@ -265,7 +295,7 @@ func printTable(variants []variant) {
 	}
 	head := fmt.Sprintf("%-24s %14s", "", "opsight")
 	for _, v := range others {
-		head += fmt.Sprintf(" %14s %14s", v.name, "opsight/"+strings.TrimPrefix(v.name, "contrib-"))
+		head += fmt.Sprintf(" %14s %14s", v.name, "ratio")
 	}
 	fmt.Println(head)
 	for _, r := range rows {
