@@ -25,7 +25,7 @@ func (m *Metrics) WrapExporter(f exporter.Factory) exporter.Factory {
 		m.bridges.add(set.ID.String(), r)
 		return set
 	}
-	return exporter.NewFactory(f.Type(), f.CreateDefaultConfig,
+	wrapped := exporter.NewFactory(f.Type(), f.CreateDefaultConfig,
 		exporter.WithTraces(func(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Traces, error) {
 			return f.CreateTraces(ctx, withReader(set), cfg)
 		}, f.TracesStability()),
@@ -36,6 +36,14 @@ func (m *Metrics) WrapExporter(f exporter.Factory) exporter.Factory {
 			return f.CreateLogs(ctx, withReader(set), cfg)
 		}, f.LogsStability()),
 	)
+	// Keep a deprecated type alias (otlphttp for otlp_http in v0.165) so
+	// configurations written with the old name still load.
+	if a, ok := f.(interface{ DeprecatedAlias() component.Type }); ok && a.DeprecatedAlias().String() != "" {
+		if s, ok := wrapped.(interface{ SetDeprecatedAlias(component.Type) }); ok {
+			s.SetDeprecatedAlias(a.DeprecatedAlias())
+		}
+	}
+	return wrapped
 }
 
 // bridgeSet is a prometheus.Collector reading every wrapped exporter's

@@ -128,12 +128,12 @@ func (s Settings) Config() map[string]any {
 		logsOut = append(logsOut, "localfile/logs")
 	}
 	if s.TracesURL != "" {
-		exporters["otlphttp/traces"] = map[string]any{
+		exporters["otlp_http/traces"] = map[string]any{
 			"endpoint":         s.TracesURL,
 			"sending_queue":    map[string]any{"storage": "file_storage"},
 			"retry_on_failure": map[string]any{"max_elapsed_time": "0s"},
 		}
-		tracesOut = append(tracesOut, "otlphttp/traces")
+		tracesOut = append(tracesOut, "otlp_http/traces")
 	} else {
 		exporters["localfile/traces"] = map[string]any{"directory": outDir}
 		tracesOut = append(tracesOut, "localfile/traces")
