@@ -53,7 +53,7 @@ func Command(settings func() otelcol.CollectorSettings) *cobra.Command {
 	cmd.Flags().StringVar(&o.Dir, "dir", "", "working directory for logs, state and output (default: a new temporary directory)")
 	cmd.Flags().StringVar(&o.MetricsAddr, "metrics-addr", "127.0.0.1:9464", "where the sidecar serves /metrics (OpenMetrics)")
 	cmd.Flags().StringVar(&o.OperatorMetricsAddr, "operator-metrics-addr", "127.0.0.1:8080", "where the simulated operator serves its controller-runtime /metrics (empty: off)")
-	cmd.Flags().Float64Var(&o.Rate, "rate", 40, "reconciles per second per revision")
+	cmd.Flags().Float64Var(&o.Rate, "rate", 100, "reconciles per second per revision")
 	cmd.Flags().BoolVar(&o.Quiet, "quiet", true, "hide the collector's own log output")
 	return cmd
 }
