@@ -21,6 +21,57 @@ type shared struct {
 	index *spanIndex
 	held  atomic.Int64 // log records in batches currently held for the join
 	refs  int          // started processors (guarded by the factory's mutex)
+	yield holdYield
+}
+
+// holdYield learns whether holding pays. Holding blocks the receiver, so a
+// hold whose lines mostly time out unjoined (the operator samples its
+// traces, or spans of some reconciles never come) costs throughput for
+// nothing. When the recent share of waited-for lines that got joined falls
+// below minHoldYield, batches are held only as a probe, once per
+// probeEvery, to notice when spans come back.
+type holdYield struct {
+	mu        sync.Mutex
+	ewma      float64 // share of waited lines joined during recent holds
+	seen      bool
+	nextProbe time.Time
+}
+
+const (
+	minHoldYield = 0.8
+	probeEvery   = 10 * time.Second
+)
+
+// worth reports whether a batch should be held now.
+func (y *holdYield) worth(now time.Time) bool {
+	y.mu.Lock()
+	defer y.mu.Unlock()
+	if !y.seen || y.ewma >= minHoldYield {
+		return true
+	}
+	if now.Before(y.nextProbe) {
+		return false
+	}
+	y.nextProbe = now.Add(probeEvery)
+	return true
+}
+
+// record adds one hold's outcome: joined of waited lines got their span.
+func (y *holdYield) record(joined, waited int, now time.Time) {
+	if waited == 0 {
+		return
+	}
+	r := float64(joined) / float64(waited)
+	y.mu.Lock()
+	defer y.mu.Unlock()
+	if !y.seen {
+		y.ewma, y.seen = r, true
+	} else {
+		y.ewma = 0.7*y.ewma + 0.3*r
+	}
+	if y.ewma < minHoldYield && y.nextProbe.Before(now) {
+		y.nextProbe = now.Add(probeEvery)
+	}
 }
 
 // logsProcessor enriches log records and holds batches for the late join.
@@ -64,10 +115,20 @@ func (p *logsProcessor) join(ctx context.Context, b *batch) {
 	}
 	remaining, _ := ix.resolve(b.pending, now, false)
 	if remaining > 0 && p.e.wait > 0 && !p.stopped.Load() && ix.active(now, p.e.activeWindow, p.e.wait) &&
-		ix.markWaitable(b.pending, now, p.e.activeWindow) > 0 {
+		ix.markWaitable(b.pending, now, p.e.activeWindow) > 0 && p.sh.yield.worth(now) {
 		n := int64(b.records)
 		if p.sh.held.Add(n) <= int64(p.e.maxHeld) {
 			p.hold(ctx, b)
+			waited, joined := 0, 0
+			for i := range b.pending {
+				if b.pending[i].wait {
+					waited++
+					if b.pending[i].found {
+						joined++
+					}
+				}
+			}
+			p.sh.yield.record(joined, waited, p.e.now())
 		}
 		p.sh.held.Add(-n)
 	}

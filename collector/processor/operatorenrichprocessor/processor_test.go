@@ -914,3 +914,55 @@ func TestMemoryBoundedUnderFlood(t *testing.T) {
 		t.Errorf("index holds %d keys, bound 1000", n)
 	}
 }
+
+// When held lines mostly time out unjoined (sampled traces), holding stops
+// blocking the receiver: the next batch goes on at once.
+func TestHoldYieldStopsFutileHolds(t *testing.T) {
+	const wait = 800 * time.Millisecond
+	h := newHarness(t, joinCfg(wait), nil)
+	td, _ := keyedSpans("r-traced")
+	if err := h.traces.ConsumeTraces(context.Background(), td); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := h.logs.ConsumeLogs(context.Background(), fileLogs(lineFor("r-unsampled-1", "x"))); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < wait/2 {
+		t.Fatalf("first unjoinable batch took %v: it should have been held (up to %v)", took, wait)
+	}
+	start = time.Now()
+	if err := h.logs.ConsumeLogs(context.Background(), fileLogs(lineFor("r-unsampled-2", "x"))); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took >= wait/2 {
+		t.Errorf("second unjoinable batch held %v although the last hold joined nothing", took)
+	}
+	if n := len(h.allRecords()); n != 2 {
+		t.Errorf("%d records forwarded, want 2", n)
+	}
+}
+
+func TestHoldYieldProbes(t *testing.T) {
+	var y holdYield
+	t0 := time.Unix(1000, 0)
+	if !y.worth(t0) {
+		t.Fatal("no history: holding must be tried")
+	}
+	y.record(0, 10, t0)
+	if y.worth(t0.Add(time.Second)) {
+		t.Error("held again right after a hold that joined nothing")
+	}
+	if !y.worth(t0.Add(probeEvery + time.Second)) {
+		t.Error("no probe after probeEvery")
+	}
+	if y.worth(t0.Add(probeEvery + 2*time.Second)) {
+		t.Error("a second probe within probeEvery")
+	}
+	for i := 0; i < 10; i++ {
+		y.record(10, 10, t0)
+	}
+	if !y.worth(t0.Add(probeEvery + 3*time.Second)) {
+		t.Error("holds that join everything must be allowed again")
+	}
+}
