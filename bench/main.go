@@ -3,7 +3,7 @@
 // the same generated CRI input and the same counting sink, one after the
 // other:
 //
-//	go run ./bench                      # 1M lines, both collectors, steady-state run
+//	go run ./bench                      # 1M lines: opsight, opsight-env, contrib, contrib-norisk; steady run
 //	go run ./bench -lines 200000 -count 3 -steady 0
 //
 // Figures: lines/s and MiB/s from the first to the last record the sink
@@ -145,9 +145,10 @@ func run(o options) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("\nsteady %d lines/s + %d spans/s for %v (opsight, env mode: loki via file_storage queue; spans to otlp receiver → redmetrics + OTLP JSON files):\n", o.steadyLines, o.steadySpans, o.steady)
-		fmt.Printf("  RSS median %.1f MiB, max %.1f MiB (second half), VmHWM %.1f MiB, CPU %.2f cores; lines delivered %d/%d, spans sent %d\n",
-			mib(s.rssMedian), mib(s.rssMax), mib(s.peak), s.cores, s.linesOut, s.linesIn, s.spansIn)
+		fmt.Printf("\nsteady %d lines/s + %d spans/s (%.0f%% of reconciles traced) for %v (opsight, env mode: persistent queues to the sink, span metrics):\n",
+			o.steadyLines, o.steadySpans, 100*o.traced, o.steady)
+		fmt.Printf("  RSS median %.1f MiB, max %.1f MiB (second half), VmHWM %.1f MiB, CPU %.2f cores; delivered %d/%d lines, %d/%d spans\n",
+			mib(s.rssMedian), mib(s.rssMax), mib(s.peak), s.cores, s.linesOut, s.linesIn, s.spansOut, s.spansIn)
 	}
 	return nil
 }

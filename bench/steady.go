@@ -27,10 +27,8 @@ type steadyResult struct {
 }
 
 // runSteady runs the sidecar as the chart does (env mode: file_storage
-// persistent queue for Loki, the otlp receiver, span metrics; spans go to the
-// embedded default, OTLP JSON files, because env mode with
-// OPSIGHT_TRACES_URL does not start in this tree: see docs/benchmarks.md)
-// while a generator
+// persistent queues to Loki and an OTLP trace backend, both the sink here,
+// the otlp receiver, span metrics) while a generator
 // writes steadyLines log lines and sends steadySpans spans a second, in
 // 100 ms ticks; the spans belong to reconciles whose lines are in the log, so
 // the late join works as in production. RSS is sampled every second.
@@ -64,6 +62,7 @@ func runSteady(o options, bin string, sk *sink, work string) (steadyResult, erro
 		"OPSIGHT_REVISION=v1.0.0",
 		"OPSIGHT_CLUSTER=bench",
 		"OPSIGHT_LOKI_URL="+sk.URL()+"/loki/api/v1/push",
+		"OPSIGHT_TRACES_URL="+sk.URL(),
 		"OPSIGHT_OTLP_HTTP_ADDR="+otlpHTTP,
 		"OPSIGHT_OTLP_GRPC_ADDR="+grpcAddr,
 		"OPSIGHT_METRICS_ADDR="+metricsAddr,
@@ -146,7 +145,7 @@ func runSteady(o options, bin string, sk *sink, work string) (steadyResult, erro
 	}
 	// Let the queues drain so the delivered counts are final.
 	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) && sk.records.Load() < res.linesIn {
+	for time.Now().Before(deadline) && (sk.records.Load() < res.linesIn || sk.spans.Load() < res.spansIn) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	res.linesOut, res.spansOut = sk.records.Load(), sk.spans.Load()

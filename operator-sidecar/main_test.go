@@ -21,7 +21,7 @@ func TestEnvConfigDryRun(t *testing.T) {
 			"OPSIGHT_LOKI_URL":   "http://loki:3100/loki/api/v1/push",
 			"OPSIGHT_TRACES_URL": "http://tempo:4318",
 		}},
-		{"pod defaults", map[string]string{"OPSIGHT_LOG_INCLUDE": "", "POD_NAME": "op-0", "POD_NAMESPACE": "ops", "CONTAINER_NAME": "opsight"}},
+		{"pod defaults", map[string]string{"OPSIGHT_LOG_INCLUDE": "", "POD_NAME": "op-0", "POD_NAMESPACE": "ops", "CONTAINER_NAME": "manager"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("OPSIGHT_LOG_INCLUDE", "/var/log/pods/*/manager/*.log")

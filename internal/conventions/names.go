@@ -142,6 +142,9 @@ const (
 	EnvServiceName  = "OPSIGHT_SERVICE_NAME"
 	EnvPodImage     = "OPSIGHT_POD_IMAGE" // the operator's image; its tag is the default revision
 
+	// SidecarContainer is the injected container's name; its logs are never tailed.
+	SidecarContainer = "opsight-sidecar"
+
 	DefaultOTLPGRPCAddr = "127.0.0.1:4317"
 	DefaultOTLPHTTPAddr = "127.0.0.1:4318"
 	DefaultMetricsAddr  = ":9464"

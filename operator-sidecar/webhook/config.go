@@ -30,7 +30,7 @@ const (
 
 // Names the injected container and volumes use.
 const (
-	DefaultContainerName = "opsight-sidecar"
+	DefaultContainerName = conventions.SidecarContainer
 	VolumeState          = "opsight-state"
 	VolumePodLogs        = "opsight-pod-logs"
 	// PodLogsMountPath is where the pod's own /var/log/pods/<ns>_<pod>_<uid>

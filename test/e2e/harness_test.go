@@ -88,7 +88,7 @@ func (s *sidecar) stop(sig syscall.Signal) {
 
 func (s *sidecar) logs() string {
 	b, _ := os.ReadFile(s.logPath)
-	if len(b) > 8000 {
+	if len(b) > 8000 && os.Getenv("OPSIGHT_E2E_FULL_LOGS") == "" {
 		b = b[len(b)-8000:]
 	}
 	return string(b)

@@ -73,9 +73,16 @@ func TestKill9Restarts(t *testing.T) {
 	sc.stop(syscall.SIGTERM)
 	seen := seqCount(readNDJSON(t, out))
 	missing, dups := 0, 0
+	var gaps []string // missing seq ranges, for the failure message
 	for i := 0; i < lines; i++ {
 		switch n := seen[i]; {
 		case n == 0:
+			if missing == 0 || seen[i-1] != 0 {
+				gaps = append(gaps, fmt.Sprintf("%d-", i))
+			}
+			if i+1 == lines || seen[i+1] != 0 {
+				gaps[len(gaps)-1] += fmt.Sprint(i)
+			}
 			missing++
 		case n > 1:
 			dups += n - 1
@@ -86,7 +93,7 @@ func TestKill9Restarts(t *testing.T) {
 		t.Errorf("only %d kills happened; the test needs at least 3", kills)
 	}
 	if missing > 0 || !complete {
-		t.Fatalf("%d of %d lines never arrived after %d kill -9 restarts\nsidecar log tail:\n%s", missing, lines, kills, sc.logs())
+		t.Fatalf("%d of %d lines never arrived after %d kill -9 restarts (missing seq ranges %v)\nsidecar log tail:\n%s", missing, lines, kills, gaps, sc.logs())
 	}
 	// Bounded: at most one batch per kill can be re-read.
 	if maxDup := kills * 20_000; dups > maxDup {

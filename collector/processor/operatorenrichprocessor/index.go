@@ -181,13 +181,17 @@ func (ix *spanIndex) len() int {
 }
 
 // active reports whether keyed spans were seen within window: only then is
-// holding a batch worth its latency. During the first grace after start no
-// span can have arrived yet (the operator's first batch is still in its
-// exporter), so lines are held then too; a deployment without tracing pays
-// that once per start, not per batch.
-func (ix *spanIndex) active(now time.Time, window, grace time.Duration) bool {
+// holding a batch worth its latency.
+func (ix *spanIndex) active(now time.Time, window time.Duration) bool {
 	last := ix.lastKeyed.Load()
-	return (last != 0 && now.UnixNano()-last <= int64(window)) || now.UnixNano()-ix.created <= int64(grace)
+	return last != 0 && now.UnixNano()-last <= int64(window)
+}
+
+// inGrace reports whether now is within grace of the index's creation: no
+// span can have arrived yet then (the operator's first batch is still in its
+// exporter), so a short hold lets its first reconciles join too.
+func (ix *spanIndex) inGrace(now time.Time, grace time.Duration) bool {
+	return now.UnixNano()-ix.created <= int64(grace)
 }
 
 // markWaitable sets wait on the pending lines worth holding for: all of

@@ -38,6 +38,7 @@ type holdYield struct {
 }
 
 const (
+	graceHold    = 500 * time.Millisecond // longest hold during the start-up grace
 	minHoldYield = 0.8
 	probeEvery   = 10 * time.Second
 )
@@ -114,11 +115,19 @@ func (p *logsProcessor) join(ctx context.Context, b *batch) {
 		b.pending[i].wait = true
 	}
 	remaining, _ := ix.resolve(b.pending, now, false)
-	if remaining > 0 && p.e.wait > 0 && !p.stopped.Load() && ix.active(now, p.e.activeWindow, p.e.wait) &&
+	wait := p.e.wait
+	active := ix.active(now, p.e.activeWindow)
+	if !active && ix.inGrace(now, p.e.wait) {
+		// Start-up: hold briefly only. A long hold here would stall the
+		// reader on the backlog a restart leaves, and the backlog's spans
+		// (if any) came before the restart, beyond the in-memory index.
+		active, wait = true, min(wait, graceHold)
+	}
+	if remaining > 0 && p.e.wait > 0 && !p.stopped.Load() && active &&
 		ix.markWaitable(b.pending, now, p.e.activeWindow) > 0 && p.sh.yield.worth(now) {
 		n := int64(b.records)
 		if p.sh.held.Add(n) <= int64(p.e.maxHeld) {
-			p.hold(ctx, b)
+			p.hold(ctx, b, wait)
 			waited, joined := 0, 0
 			for i := range b.pending {
 				if b.pending[i].wait {
@@ -149,7 +158,7 @@ func (p *logsProcessor) join(ctx context.Context, b *batch) {
 	}
 }
 
-func (p *logsProcessor) hold(ctx context.Context, b *batch) {
+func (p *logsProcessor) hold(ctx context.Context, b *batch, wait time.Duration) {
 	// Count first, then check stopped: Shutdown sets stopped before it
 	// waits for the count to reach zero, so no hold can slip past it.
 	p.holders.Add(1)
@@ -157,7 +166,7 @@ func (p *logsProcessor) hold(ctx context.Context, b *batch) {
 	if p.stopped.Load() {
 		return
 	}
-	timer := time.NewTimer(p.e.wait)
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
 		remaining, woken := p.sh.index.resolve(b.pending, p.e.now(), true)

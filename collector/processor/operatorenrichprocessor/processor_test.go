@@ -578,12 +578,12 @@ func TestNoHoldWithoutTracing(t *testing.T) {
 	}
 }
 
-// Right after start no span can have arrived yet: keyed lines are held then,
-// so the operator's first reconciles still join.
+// Right after start no span can have arrived yet: keyed lines are held then
+// (briefly: at most graceHold), so the operator's first reconciles still join.
 func TestHoldDuringStartupGrace(t *testing.T) {
 	h := newHarness(t, joinCfg(5*time.Second), nil)
 	done := consumeAsync(h, fileLogs(lineFor("r-boot", "x")))
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
 	select {
 	case <-done:
 		t.Fatal("a keyed line at start-up was not held for its span")
@@ -600,6 +600,19 @@ func TestHoldDuringStartupGrace(t *testing.T) {
 	}
 	if a := h.allRecords()[0].Attributes(); attr(a, conventions.LogTraceID) != ids["r-boot"][0] || attr(a, conventions.LogCorrelation) != "join" {
 		t.Errorf("start-up line not joined: %v", a.AsRaw())
+	}
+}
+
+// The start-up hold is short even when wait is long: a restart's backlog
+// must not stall the reader.
+func TestStartupGraceHoldIsShort(t *testing.T) {
+	h := newHarness(t, joinCfg(5*time.Second), nil)
+	start := time.Now()
+	if err := h.logs.ConsumeLogs(context.Background(), fileLogs(lineFor("r-never", "x"))); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < graceHold/2 || took > 2*graceHold {
+		t.Errorf("start-up hold took %v, want about %v", took, graceHold)
 	}
 }
 

@@ -76,13 +76,18 @@ func (s Settings) Validate() error {
 	return nil
 }
 
-// Includes is the list of log globs: the setting, or the pod's own kubelet
-// log directory (every container but the sidecar's), rotated files included.
+// Includes is the list of log globs: the setting, else the kubelet log
+// directory of the operator's container (CONTAINER_NAME) in this pod, else
+// of every container of the pod; rotated files included.
 func (s Settings) Includes() []string {
 	if len(s.LogInclude) > 0 {
 		return s.LogInclude
 	}
-	return []string{fmt.Sprintf("/var/log/pods/%s_%s_*/*/*.log*", s.PodNamespace, s.PodName)}
+	container := "*"
+	if s.Container != "" {
+		container = s.Container
+	}
+	return []string{fmt.Sprintf("/var/log/pods/%s_%s_*/%s/*.log*", s.PodNamespace, s.PodName, container)}
 }
 
 // Config returns the collector configuration as a map ready for YAML.
@@ -98,9 +103,9 @@ func (s Settings) Config() map[string]any {
 		dir := filepath.Dir(g)
 		exclude = append(exclude, filepath.Join(dir, "*.gz"), filepath.Join(dir, "*.tmp"))
 	}
-	if s.Container != "" && len(s.LogInclude) == 0 {
-		// Never tail our own output: the sidecar's container logs.
-		exclude = append(exclude, fmt.Sprintf("/var/log/pods/%s_%s_*/%s/*", s.PodNamespace, s.PodName, s.Container))
+	if len(s.LogInclude) == 0 && s.Container == "" {
+		// Every container of the pod but ours: never tail our own output.
+		exclude = append(exclude, fmt.Sprintf("/var/log/pods/%s_%s_*/%s/*", s.PodNamespace, s.PodName, conventions.SidecarContainer))
 	}
 	recv := map[string]any{
 		"include":  s.Includes(),

@@ -70,12 +70,18 @@ func TestConfigOutputs(t *testing.T) {
 }
 
 func TestDefaultIncludeIsThePodsOwnDir(t *testing.T) {
-	s := FromEnv(env(map[string]string{"POD_NAME": "op-0", "POD_NAMESPACE": "ops", "CONTAINER_NAME": "opsight"}))
+	// CONTAINER_NAME names the operator's container (as the webhook sets it).
+	s := FromEnv(env(map[string]string{"POD_NAME": "op-0", "POD_NAMESPACE": "ops", "CONTAINER_NAME": "manager"}))
+	if got := s.Includes(); len(got) != 1 || got[0] != "/var/log/pods/ops_op-0_*/manager/*.log*" {
+		t.Errorf("includes %v", got)
+	}
+	// Without it, every container of the pod but the sidecar's own.
+	s = FromEnv(env(map[string]string{"POD_NAME": "op-0", "POD_NAMESPACE": "ops"}))
 	if got := s.Includes(); len(got) != 1 || got[0] != "/var/log/pods/ops_op-0_*/*/*.log*" {
 		t.Errorf("includes %v", got)
 	}
 	exc := s.Config()["receivers"].(map[string]any)["operatorlogs"].(map[string]any)["exclude"].([]string)
-	if !contains(exc, "/var/log/pods/ops_op-0_*/opsight/*") {
+	if !contains(exc, "/var/log/pods/ops_op-0_*/opsight-sidecar/*") {
 		t.Errorf("the sidecar's own log dir is not excluded: %v", exc)
 	}
 }
