@@ -159,6 +159,11 @@ func scanLine(s, logKey string, f *fields) string {
 		if !valid {
 			return reasonInvalidUTF8
 		}
+		if strings.IndexByte(s, 0) >= 0 {
+			// Well-formed but for raw NUL bytes, which JSON forbids: `| json`
+			// and encoding/json reject the line, so it is binary to readers.
+			return reasonBinary
+		}
 		return ""
 	}
 	if isBinary(s) {
@@ -425,7 +430,7 @@ func scanNumber(s string, i int) (int, scanErr) {
 // recursively, up to maxDepth).
 func skipValue(s string, i, depth int) (int, scanErr) {
 	if depth > maxDepth {
-		return i, scanSyntax
+		return skipDeep(s, i)
 	}
 	i = skipWS(s, i)
 	if i >= len(s) {
@@ -489,6 +494,50 @@ func skipValue(s string, i, depth int) (int, scanErr) {
 		j, _, err := scanScalar(s, i)
 		return j, err
 	}
+}
+
+// skipDeep skips the value at s[i] without recursion, for nesting beyond
+// maxDepth: it matches brackets (strings scanned properly) but does not
+// check commas and colons, so a deep valid object is still a JSON object.
+func skipDeep(s string, i int) (int, scanErr) {
+	i = skipWS(s, i)
+	if i >= len(s) {
+		return i, scanTruncated
+	}
+	if s[i] != '{' && s[i] != '[' {
+		if s[i] == '"' {
+			_, j, _, err := scanString(s, i)
+			return j, err
+		}
+		j, _, err := scanScalar(s, i)
+		return j, err
+	}
+	var stack []byte
+	for i < len(s) {
+		switch c := s[i]; c {
+		case '{', '[':
+			stack = append(stack, c)
+			i++
+		case '}', ']':
+			if len(stack) == 0 || (c == '}') != (stack[len(stack)-1] == '{') {
+				return i, scanSyntax
+			}
+			stack = stack[:len(stack)-1]
+			i++
+			if len(stack) == 0 {
+				return i, scanOK
+			}
+		case '"':
+			_, j, _, err := scanString(s, i)
+			if err != scanOK {
+				return j, err
+			}
+			i = j
+		default:
+			i++
+		}
+	}
+	return i, scanTruncated
 }
 
 // set routes one scalar member. raw is the JSON text of a number/literal or

@@ -228,7 +228,11 @@ func TestScanReasons(t *testing.T) {
 		{"\x01\x02\x03\x04ab", reasonBinary},
 		{"\x1b[31mred\x1b[0m text", reasonNotJSON},
 		{strings.Repeat("[", 300) + strings.Repeat("]", 300), reasonNotJSON},
-		{`{"a":` + strings.Repeat("[", 300) + strings.Repeat("]", 300) + `}`, reasonNotJSON}, // deeper than maxDepth
+		{`{"a":` + strings.Repeat("[", 300) + strings.Repeat("]", 300) + `}`, ""},            // deeper than maxDepth: still an object
+		{`{"a":` + strings.Repeat("[", 300) + strings.Repeat("]", 299) + `}`, reasonNotJSON}, // deep and unbalanced
+		{`{"a":` + strings.Repeat(`{"b":`, 300) + `1` + strings.Repeat("}", 300) + `}`, ""},  // deep objects
+		{`{"a":` + strings.Repeat("[", 300) + `"x`, reasonTruncatedJSON},                     // deep and cut
+		{"{\"msg\":\"a\x00b\"}", reasonBinary},                                               // raw NUL: JSON forbids it
 		{`{"a":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, ""},
 	}
 	for _, tt := range tests {
