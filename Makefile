@@ -10,10 +10,10 @@ FUZZTIME ?= 5s
 demo:
 	$(GO) run ./operator-sidecar demo
 
-test: tools lint unit fuzz
+test: tools lint fuzz unit
 
 # Real third-party programs the tests drive, built from their tool modules.
-tools: $(BIN)/prometheus $(BIN)/promtool $(BIN)/helm
+tools: $(BIN)/prometheus $(BIN)/promtool $(BIN)/helm $(BIN)/victoria-logs $(BIN)/jaeger
 
 $(BIN)/prometheus:
 	cd tools/prometheus && $(GO) build -o $@ github.com/prometheus/prometheus/cmd/prometheus
@@ -21,6 +21,10 @@ $(BIN)/promtool:
 	cd tools/prometheus && $(GO) build -o $@ github.com/prometheus/prometheus/cmd/promtool
 $(BIN)/helm:
 	cd tools/helm && $(GO) build -o $@ helm.sh/helm/v3/cmd/helm
+$(BIN)/victoria-logs:
+	cd tools/victorialogs && $(GO) build -o $@ github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs
+$(BIN)/jaeger:
+	cd tools/jaeger && $(GO) build -o $@ github.com/jaegertracing/jaeger/cmd/jaeger
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: the files above need gofmt -w'; exit 1; }
