@@ -14,6 +14,8 @@ const (
 	AttrZone            = "cloud.availability_zone"
 	AttrNodePool        = "k8s.node_pool.name"
 	AttrLogFilePath     = "log.file.path"
+	AttrLogIOStream     = "log.iostream"
+	AttrPodUID          = "k8s.pod.uid"
 	AttrReconcileIDSpan = "reconcile.id" // default span attribute carrying the correlation key
 	AttrControllerSpan  = "controller"
 )
@@ -32,6 +34,9 @@ const (
 	LogObjectName  = "k8s.object.name"
 	LogParseError  = "opsight.parse_error" // reason a line could not be parsed as JSON; absent when it could
 	LogTruncated   = "opsight.truncated"   // set when the line exceeded max_line_size
+
+	// ParseErrorBadFraming: the receiver could not read a CRI/docker frame.
+	ParseErrorBadFraming = "bad_framing"
 )
 
 // Correlation kinds: how a log line got its trace context.
@@ -108,6 +113,9 @@ const (
 	MetricExportFailed   = "opsight_export_failed_total"  // exporter, reason
 	MetricExportQueue    = "opsight_export_queue_size"    // exporter
 	MetricExportDropped  = "opsight_export_dropped_total" // exporter, reason
+
+	MetricSamplingDecisions = "opsight_sampling_decisions_total" // key, decision
+	MetricSamplingRate      = "opsight_sampling_rate"            // key
 )
 
 // Release gate verdicts and exit codes.
@@ -141,6 +149,8 @@ const (
 	EnvNodePool     = "OPSIGHT_NODE_POOL"
 	EnvServiceName  = "OPSIGHT_SERVICE_NAME"
 	EnvPodImage     = "OPSIGHT_POD_IMAGE" // the operator's image; its tag is the default revision
+	EnvPodUID       = "POD_UID"
+	EnvLogSource    = "OPSIGHT_LOG_SOURCE" // file (tail the hostPath) or api (stream pods/log)
 
 	// SidecarContainer is the injected container's name; its logs are never tailed.
 	SidecarContainer = "opsight-sidecar"

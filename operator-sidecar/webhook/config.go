@@ -44,8 +44,8 @@ const (
 // Environment variables the injected container gets that have no constant in
 // internal/conventions yet.
 const (
-	EnvPodUID    = "POD_UID"
-	EnvLogSource = "OPSIGHT_LOG_SOURCE" // file (tail the hostPath) or api (stream pods/log)
+	EnvPodUID    = conventions.EnvPodUID
+	EnvLogSource = conventions.EnvLogSource
 	EnvGoMemLim  = "GOMEMLIMIT"
 )
 

@@ -12,13 +12,14 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor/processorhelper"
 
+	"github.com/opsight/opsight/internal/conventions"
 	"github.com/opsight/opsight/internal/selftelemetry"
 )
 
 // Metric names (opsight_ prefix per CONVENTIONS.md).
 const (
-	MetricDecisions = "opsight_sampling_decisions_total" // key, decision
-	MetricRate      = "opsight_sampling_rate"            // key
+	MetricDecisions = conventions.MetricSamplingDecisions
+	MetricRate      = conventions.MetricSamplingRate
 )
 
 // Decision label values.

@@ -131,7 +131,7 @@ type enricher struct {
 
 // attrIOStream is set by the receiver on lines read from a container log
 // (docs/architecture.md); it marks a raw line even without log.file.path.
-const attrIOStream = "log.iostream"
+const attrIOStream = conventions.AttrLogIOStream
 
 var knownReasons = [...]string{reasonNotJSON, reasonTruncatedJSON, reasonInvalidUTF8, reasonBinary, reasonTooLong, reasonEmpty}
 

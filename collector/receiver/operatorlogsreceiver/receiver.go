@@ -29,9 +29,9 @@ import (
 
 // Names this receiver writes that internal/conventions does not hold yet.
 const (
-	attrIOStream   = "log.iostream" // OTel semantic convention
-	attrPodUID     = "k8s.pod.uid"  // OTel semantic convention
-	reasonBadFrame = "bad_framing"  // opsight.parse_error value for a broken CRI/docker frame
+	attrIOStream   = conventions.AttrLogIOStream
+	attrPodUID     = conventions.AttrPodUID
+	reasonBadFrame = conventions.ParseErrorBadFraming
 	scopeName      = "github.com/opsight/opsight/collector/receiver/operatorlogsreceiver"
 )
 
