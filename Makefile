@@ -3,7 +3,7 @@
 #   make test   everything CI runs (.ci/run calls it)
 GO      ?= go
 BIN     := $(CURDIR)/.bin
-FUZZTIME ?= 5s
+FUZZTIME ?= 3000x
 
 .PHONY: demo test tools lint unit fuzz bench generate
 
@@ -38,6 +38,7 @@ unit:
 # Every fuzz target runs for a bounded time.
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+	cd instrument && $(GO) test -run '^$$' -fuzz '^FuzzAPIResource$$' -fuzztime $(FUZZTIME) .
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./collector/... ./releasegate/...
