@@ -12,10 +12,10 @@ import (
 	"github.com/opsight/opsight/internal/testservers"
 )
 
-// outage is how long the log backend stays down in the outage tests. The
-// issue asks for 60 s; CI runs 20 s so the e2e suite stays within about six
-// minutes on two cores. OPSIGHT_E2E_OUTAGE=60s runs the full length.
-const outage = 20 * time.Second
+// outage is how long the log backend stays down in the outage tests (the
+// product's requirement: 60 s). OPSIGHT_E2E_OUTAGE=20s shortens it for a
+// quick local run.
+const outage = 60 * time.Second
 
 func outageDuration(t testing.TB) time.Duration {
 	if v := os.Getenv("OPSIGHT_E2E_OUTAGE"); v != "" {
