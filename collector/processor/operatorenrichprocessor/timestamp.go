@@ -3,6 +3,8 @@ package operatorenrichprocessor
 import (
 	"strconv"
 	"time"
+
+	"github.com/opsight/opsight/internal/civil"
 )
 
 // parseTimestamp reads a ts/time field: RFC 3339 (also zap's ISO 8601 with a
@@ -36,7 +38,7 @@ func parseRFC3339(v string) (int64, bool) {
 	hour, ok4 := digits(v[11:13])
 	minute, ok5 := digits(v[14:16])
 	sec, ok6 := digits(v[17:19])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 || day > civil.DaysIn(month, year) ||
 		hour > 23 || minute > 59 || sec > 60 {
 		return 0, false
 	}
@@ -94,7 +96,7 @@ func parseRFC3339(v string) (int64, bool) {
 	if i != len(v) {
 		return 0, false
 	}
-	secs := daysFromCivil(year, month, day)*86400 + int64(hour*3600+minute*60+sec) - offset
+	secs := civil.DaysFromCivil(year, month, day)*86400 + int64(hour*3600+minute*60+sec) - offset
 	return secs*1e9 + nanos, true
 }
 
@@ -107,35 +109,6 @@ func digits(s string) (int, bool) {
 		n = n*10 + int(s[i]-'0')
 	}
 	return n, true
-}
-
-func daysIn(month, year int) int {
-	switch month {
-	case 2:
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
-}
-
-// daysFromCivil: days since 1970-01-01 (Howard Hinnant's algorithm).
-func daysFromCivil(y, m, d int) int64 {
-	if m <= 2 {
-		y--
-	}
-	era := y / 400
-	if y < 0 && y%400 != 0 {
-		era--
-	}
-	yoe := y - era*400
-	mp := (m + 9) % 12
-	doy := (153*mp+2)/5 + d - 1
-	doe := yoe*365 + yoe/4 - yoe/100 + doy
-	return int64(era)*146097 + int64(doe) - 719468
 }
 
 // parseEpoch reads "1700000000.123456" without float rounding.
@@ -224,10 +197,10 @@ func parseKlogHeader(s string, ref time.Time) (level, int64, bool) {
 	best := int64(0)
 	bestDist := int64(-1)
 	for _, y := range [3]int{refUTC.Year() - 1, refUTC.Year(), refUTC.Year() + 1} {
-		if day > daysIn(month, y) {
+		if day > civil.DaysIn(month, y) {
 			continue
 		}
-		ns := (daysFromCivil(y, month, day)*86400+int64(hour*3600+minute*60+sec))*1e9 + int64(micro)*1e3
+		ns := (civil.DaysFromCivil(y, month, day)*86400+int64(hour*3600+minute*60+sec))*1e9 + int64(micro)*1e3
 		d := ns - refUTC.UnixNano()
 		if d < 0 {
 			d = -d

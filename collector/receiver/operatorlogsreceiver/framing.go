@@ -5,6 +5,8 @@ import (
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/opsight/opsight/internal/civil"
 )
 
 // Stream a line was written to, as far as the framing says.
@@ -122,7 +124,7 @@ func fastRFC3339(s string) (int64, bool) {
 	sec, ok6 := digits(s[17:], 2)
 	// Outside 1970..2261 Unix nanoseconds do not fit; time.Parse decides.
 	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || year < 1970 || year > 2261 || month < 1 || month > 12 || day < 1 ||
-		day > daysIn(month, year) || hour > 23 || minute > 59 || sec > 59 {
+		day > civil.DaysIn(month, year) || hour > 23 || minute > 59 || sec > 59 {
 		return 0, false
 	}
 	rest := s[19:]
@@ -159,34 +161,8 @@ func fastRFC3339(s string) (int64, bool) {
 	default:
 		return 0, false
 	}
-	secs := daysFromCivil(year, month, day)*86400 + int64(hour*3600+minute*60+sec) - off
+	secs := civil.DaysFromCivil(year, month, day)*86400 + int64(hour*3600+minute*60+sec) - off
 	return secs*1e9 + nanos, true
-}
-
-func daysIn(month, year int) int {
-	switch month {
-	case 2:
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
-}
-
-// daysFromCivil returns days since 1970-01-01 (H. Hinnant's algorithm).
-func daysFromCivil(y, m, d int) int64 {
-	if m <= 2 {
-		y--
-	}
-	era := y / 400
-	yoe := y - era*400
-	mp := (m + 9) % 12
-	doy := (153*mp+2)/5 + d - 1
-	doe := yoe*365 + yoe/4 - yoe/100 + doy
-	return int64(era)*146097 + int64(doe) - 719468
 }
 
 // dockerFrame is one line of Docker's json-file driver:
