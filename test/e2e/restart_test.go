@@ -12,11 +12,11 @@ import (
 )
 
 // TestKill9Restarts kills the sidecar process with SIGKILL several times
-// while an operator writes ~300k lines, and checks every line arrives.
+// while an operator writes 600k lines, and checks every line arrives.
 // Duplicates (a batch re-read after a kill between queueing and
 // checkpointing) are reported and must stay bounded.
 func TestKill9Restarts(t *testing.T) {
-	const lines = 300_000
+	const lines = 600_000
 	dir := t.TempDir()
 	logRoot := filepath.Join(dir, "pods")
 	logDir := simoperator.PodLogDir(logRoot, "ops", "op-0", "uid-0", "manager")

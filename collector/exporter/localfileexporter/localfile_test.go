@@ -435,12 +435,43 @@ func TestConcurrent(t *testing.T) {
 	}
 }
 
-// TestRestartStartsNewFile: a restarted exporter never appends to a file a
-// previous run may have left with a torn last line.
-func TestRestartStartsNewFile(t *testing.T) {
+// TestRestartContinuesFile: restarts append to the newest file while it has
+// room (so max_files never prunes what a few restarts wrote), after cutting
+// a torn last line a killed process may have left (that batch was never
+// acknowledged, so the receiver sends it again).
+func TestRestartContinuesFile(t *testing.T) {
 	dir := t.TempDir()
 	cfg := &Config{Directory: dir, MaxFileBytes: 1 << 20, MaxFiles: 2}
-	for run := 0; run < 3; run++ {
+	for run := 0; run < 5; run++ {
+		exp := startLogs(t, cfg)
+		if err := exp.ConsumeLogs(context.Background(), idLogs(run, 1, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := exp.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if run == 2 {
+			// A kill -9 in the middle of a write.
+			_, files := readLines(t, dir, "logs-")
+			f, err := os.OpenFile(files[len(files)-1], os.O_WRONLY|os.O_APPEND, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = f.WriteString(`{"id":99,"torn`)
+			f.Close()
+		}
+	}
+	lines, files := readLines(t, dir, "logs-")
+	if len(files) != 1 || !reflect.DeepEqual(ids(t, lines), []int{0, 1, 2, 3, 4}) {
+		t.Errorf("files %v ids %v; want one file with every run's record and no torn line", files, ids(t, lines))
+	}
+}
+
+// A full newest file is not continued: a new one starts.
+func TestRestartStartsNewFileWhenFull(t *testing.T) {
+	dir := t.TempDir()
+	cfg := &Config{Directory: dir, MaxFileBytes: 10, MaxFiles: 0}
+	for run := 0; run < 2; run++ {
 		exp := startLogs(t, cfg)
 		if err := exp.ConsumeLogs(context.Background(), idLogs(run, 1, 1)); err != nil {
 			t.Fatal(err)
@@ -450,8 +481,8 @@ func TestRestartStartsNewFile(t *testing.T) {
 		}
 	}
 	lines, files := readLines(t, dir, "logs-")
-	if len(files) != 2 || !reflect.DeepEqual(ids(t, lines), []int{1, 2}) {
-		t.Errorf("files %v ids %v; want the 2 newest runs", files, ids(t, lines))
+	if len(files) != 2 || !reflect.DeepEqual(ids(t, lines), []int{0, 1}) {
+		t.Errorf("files %v ids %v; want two files", files, ids(t, lines))
 	}
 }
 

@@ -1,6 +1,7 @@
 package localfileexporter
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -177,6 +178,14 @@ func (r *rotator) open() error {
 	if err != nil {
 		return err
 	}
+	if r.lastName == "" && len(entries) > 0 {
+		// First file since start: continue the newest one if it has room,
+		// so restarts do not add a file each (and max_files never prunes
+		// what a few restarts wrote).
+		if ok, err := r.reopen(entries[len(entries)-1]); err != nil || ok {
+			return err
+		}
+	}
 	t := time.Now().UTC()
 	newest := r.lastName
 	if len(entries) > 0 && entries[len(entries)-1] > newest {
@@ -211,6 +220,52 @@ func (r *rotator) open() error {
 	r.prune(append(entries, name))
 	syncDir(r.dir)
 	return nil
+}
+
+// reopen appends to name when it is below max_file_bytes. A partial last
+// line (the process died mid-write, before the batch was acknowledged, so
+// the receiver sends it again) is cut off first.
+func (r *rotator) reopen(name string) (bool, error) {
+	path := filepath.Join(r.dir, name)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0o644)
+	if err != nil {
+		return false, nil // not usable: start a new file
+	}
+	size, err := completeSize(f)
+	if err != nil || size >= r.maxBytes {
+		_ = f.Close()
+		return false, nil
+	}
+	if err := f.Truncate(size); err != nil {
+		_ = f.Close()
+		return false, nil
+	}
+	r.f, r.size, r.lastName = f, size, name
+	return true, nil
+}
+
+// completeSize is the length of f up to and including its last newline.
+func completeSize(f *os.File) (int64, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	end := st.Size()
+	buf := make([]byte, 64<<10)
+	for end > 0 {
+		n := int64(len(buf))
+		if n > end {
+			n = end
+		}
+		if _, err := f.ReadAt(buf[:n], end-n); err != nil {
+			return 0, err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			return end - n + int64(i) + 1, nil
+		}
+		end -= n
+	}
+	return 0, nil
 }
 
 // list returns this signal's files in the directory, oldest first.
