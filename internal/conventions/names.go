@@ -150,7 +150,8 @@ const (
 	EnvServiceName  = "OPSIGHT_SERVICE_NAME"
 	EnvPodImage     = "OPSIGHT_POD_IMAGE" // the operator's image; its tag is the default revision
 	EnvPodUID       = "POD_UID"
-	EnvLogSource    = "OPSIGHT_LOG_SOURCE" // file (tail the hostPath) or api (stream pods/log)
+	EnvLogSource    = "OPSIGHT_LOG_SOURCE"  // file (tail the hostPath) or api (stream pods/log)
+	EnvQueueBytes   = "OPSIGHT_QUEUE_BYTES" // bound of the persistent sending queues (default: 25% of free disk, ≤ 1 GiB)
 
 	// SidecarContainer is the injected container's name; its logs are never tailed.
 	SidecarContainer = "opsight-sidecar"

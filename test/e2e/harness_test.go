@@ -168,3 +168,13 @@ func waitFor(timeout time.Duration, cond func() bool) bool {
 	}
 	return cond()
 }
+
+// stateDir is the sidecar's OPSIGHT_STATE_DIR.
+func (s *sidecar) stateDir() string {
+	for _, kv := range s.env {
+		if v, ok := strings.CutPrefix(kv, "OPSIGHT_STATE_DIR="); ok {
+			return v
+		}
+	}
+	return ""
+}

@@ -6,7 +6,9 @@ package envconfig
 import (
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 
 	"go.yaml.in/yaml/v3"
 
@@ -26,6 +28,12 @@ type Settings struct {
 	PodName      string
 	PodNamespace string
 	Container    string
+	// QueueBytes bounds the persistent sending queues together, in bytes
+	// (OPSIGHT_QUEUE_BYTES). 0: 25% of the free space of StateDir's file
+	// system at start, at most 1 GiB. A full queue blocks, so the receiver
+	// stops reading (backpressure) instead of the disk filling up: the
+	// collector's persistent queue loses items when its storage hits ENOSPC.
+	QueueBytes int64
 }
 
 // FromEnv reads Settings with the documented defaults.
@@ -48,6 +56,13 @@ func FromEnv(getenv func(string) string) Settings {
 		PodNamespace: getenv(conventions.EnvPodNamespace),
 		Container:    getenv(conventions.EnvContainer),
 	}
+	if v := strings.TrimSpace(getenv(conventions.EnvQueueBytes)); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			n = -1 // Validate reports it
+		}
+		s.QueueBytes = n
+	}
 	for _, g := range strings.Split(getenv(conventions.EnvLogInclude), ",") {
 		if g = strings.TrimSpace(g); g != "" {
 			s.LogInclude = append(s.LogInclude, g)
@@ -69,6 +84,9 @@ func (s Settings) Validate() error {
 	}
 	if s.LokiURL != "" && !strings.Contains(s.LokiURL, "/push") {
 		return fmt.Errorf("%s=%q: want Loki's push URL, ending in /loki/api/v1/push", conventions.EnvLokiURL, s.LokiURL)
+	}
+	if s.QueueBytes < 0 {
+		return fmt.Errorf("%s: want a positive number of bytes, e.g. 268435456", conventions.EnvQueueBytes)
 	}
 	if !filepath.IsAbs(s.StateDir) {
 		return fmt.Errorf("%s=%q: want an absolute directory", conventions.EnvStateDir, s.StateDir)
@@ -121,10 +139,23 @@ func (s Settings) Config() map[string]any {
 		"redmetrics": map[string]any{},
 	}
 	var logsOut, tracesOut []string
+	persistent := 0
+	if s.LokiURL != "" {
+		persistent++
+	}
+	if s.TracesURL != "" {
+		persistent++
+	}
+	queue := func() map[string]any {
+		return map[string]any{
+			"storage": "file_storage", "sizer": "bytes", "block_on_overflow": true,
+			"queue_size": s.queueBudget() / int64(persistent),
+		}
+	}
 	if s.LokiURL != "" {
 		exporters["loki"] = map[string]any{
 			"endpoint":         s.LokiURL,
-			"sending_queue":    map[string]any{"storage": "file_storage"},
+			"sending_queue":    queue(),
 			"retry_on_failure": map[string]any{"max_elapsed_time": "0s"}, // retry until delivered: nothing lost
 		}
 		logsOut = append(logsOut, "loki")
@@ -135,7 +166,7 @@ func (s Settings) Config() map[string]any {
 	if s.TracesURL != "" {
 		exporters["otlp_http/traces"] = map[string]any{
 			"endpoint":         s.TracesURL,
-			"sending_queue":    map[string]any{"storage": "file_storage"},
+			"sending_queue":    queue(),
 			"retry_on_failure": map[string]any{"max_elapsed_time": "0s"},
 		}
 		tracesOut = append(tracesOut, "otlp_http/traces")
@@ -171,6 +202,30 @@ func (s Settings) Config() map[string]any {
 				"traces": map[string]any{"receivers": []string{"otlp"}, "processors": procs, "exporters": tracesOut},
 			},
 		},
+	}
+}
+
+// queueBudget is QueueBytes, or 25% of the free space where the state
+// directory is (or will be), at most 1 GiB, at least 1 MiB. A quarter,
+// because bbolt (file_storage) grows its file by doubling and keeps freed
+// pages: the file is several times the queued bytes.
+func (s Settings) queueBudget() int64 {
+	if s.QueueBytes > 0 {
+		return s.QueueBytes
+	}
+	const maxBudget, minBudget = 1 << 30, 1 << 20
+	dir := s.StateDir
+	for {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(dir, &st); err == nil {
+			free := int64(st.Bavail) * int64(st.Bsize) / 4
+			return max(minBudget, min(maxBudget, free))
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return maxBudget
+		}
+		dir = parent
 	}
 }
 

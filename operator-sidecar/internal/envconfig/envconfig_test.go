@@ -20,6 +20,7 @@ func TestValidate(t *testing.T) {
 		{"loki not push url", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_LOKI_URL": "http://loki:3100"}, "/loki/api/v1/push"},
 		{"traces not http", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_TRACES_URL": "tempo:4318"}, "OPSIGHT_TRACES_URL"},
 		{"relative state dir", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_STATE_DIR": "state"}, "OPSIGHT_STATE_DIR"},
+		{"bad queue bytes", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_QUEUE_BYTES": "1GiB"}, "OPSIGHT_QUEUE_BYTES"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := FromEnv(env(tc.env)).Validate()
@@ -60,8 +61,13 @@ func TestConfigOutputs(t *testing.T) {
 			t.Fatalf("exporter %s missing: %v", id, exps)
 		}
 		// Persistent queue and endless retry: a backend outage loses nothing.
-		if e["sending_queue"].(map[string]any)["storage"] != "file_storage" {
+		q := e["sending_queue"].(map[string]any)
+		if q["storage"] != "file_storage" {
 			t.Errorf("%s has no persistent queue", id)
+		}
+		// Bounded in bytes below the free disk, blocking when full: backpressure, not ENOSPC.
+		if q["sizer"] != "bytes" || q["block_on_overflow"] != true || q["queue_size"].(int64) < 1<<19 {
+			t.Errorf("%s queue %v: want a blocking bytes-sized queue", id, q)
 		}
 		if e["retry_on_failure"].(map[string]any)["max_elapsed_time"] != "0s" {
 			t.Errorf("%s gives up retrying", id)
