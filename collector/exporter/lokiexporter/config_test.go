@@ -1,7 +1,6 @@
 package lokiexporter
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -9,25 +8,13 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configcompression"
-	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/opsight/opsight/internal/configtest"
 )
 
 func loadConfig(t *testing.T, file, id string) (*Config, error) {
 	t.Helper()
-	cm, err := confmaptest.LoadConf(filepath.Join("testdata", file))
-	if err != nil {
-		t.Fatalf("loading %s: %v", file, err)
-	}
-	sub, err := cm.Sub(id)
-	if err != nil {
-		t.Fatalf("%s: no %q: %v", file, id, err)
-	}
-	cfg := createDefaultConfig().(*Config)
-	if err := sub.Unmarshal(cfg); err != nil {
-		return nil, err
-	}
-	return cfg, confmap.Validate(cfg)
+	return configtest.Load[Config](t, createDefaultConfig, file, id)
 }
 
 func TestConfigStruct(t *testing.T) {

@@ -1,30 +1,16 @@
 package adaptivesamplingprocessor
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"github.com/opsight/opsight/internal/configtest"
 )
 
 func loadConfig(t *testing.T, file, id string) (*Config, error) {
 	t.Helper()
-	cm, err := confmaptest.LoadConf(filepath.Join("testdata", file))
-	if err != nil {
-		t.Fatalf("load %s: %v", file, err)
-	}
-	sub, err := cm.Sub(id)
-	if err != nil {
-		t.Fatalf("sub %s: %v", id, err)
-	}
-	cfg := NewFactory().CreateDefaultConfig().(*Config)
-	if err := sub.Unmarshal(cfg); err != nil {
-		return nil, err
-	}
-	return cfg, confmap.Validate(cfg)
+	return configtest.Load[Config](t, NewFactory().CreateDefaultConfig, file, id)
 }
 
 func TestConfig(t *testing.T) {

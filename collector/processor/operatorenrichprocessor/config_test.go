@@ -7,25 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"github.com/opsight/opsight/internal/configtest"
 )
 
 func loadConfig(t *testing.T, file, sub string) (*Config, error) {
 	t.Helper()
-	cm, err := confmaptest.LoadConf(filepath.Join("testdata", file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sub != "" {
-		if cm, err = cm.Sub(sub); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg := NewFactory().CreateDefaultConfig().(*Config)
-	if err := cm.Unmarshal(cfg); err != nil {
-		return nil, err
-	}
-	return cfg, cfg.Validate()
+	return configtest.Load[Config](t, NewFactory().CreateDefaultConfig, file, sub)
 }
 
 func TestLoadConfig(t *testing.T) {

@@ -1,30 +1,18 @@
 package operatorlogsreceiver
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/opsight/opsight/internal/configtest"
 )
 
 func loadConfig(t *testing.T, file, id string) (*Config, error) {
 	t.Helper()
-	cm, err := confmaptest.LoadConf(filepath.Join("testdata", file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := cm.Sub(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := NewFactory().CreateDefaultConfig().(*Config)
-	if err := sub.Unmarshal(cfg); err != nil {
-		return nil, err
-	}
-	return cfg, cfg.Validate()
+	return configtest.Load[Config](t, NewFactory().CreateDefaultConfig, file, id)
 }
 
 func TestLoadConfig(t *testing.T) {
