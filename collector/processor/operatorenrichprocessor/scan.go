@@ -397,15 +397,9 @@ func scanNumber(s string, i int) (int, scanErr) {
 		return i, scanSyntax
 	}
 	if i < n && s[i] == '.' {
-		i++
-		if i >= n {
-			return i, scanTruncated
-		}
-		if !isDigit(s[i]) {
-			return i, scanSyntax
-		}
-		for i < n && isDigit(s[i]) {
-			i++
+		var err scanErr
+		if i, err = digitRun(s, i+1); err != scanOK {
+			return i, err
 		}
 	}
 	if i < n && (s[i] == 'e' || s[i] == 'E') {
@@ -413,15 +407,21 @@ func scanNumber(s string, i int) (int, scanErr) {
 		if i < n && (s[i] == '+' || s[i] == '-') {
 			i++
 		}
-		if i >= n {
-			return i, scanTruncated
-		}
-		if !isDigit(s[i]) {
-			return i, scanSyntax
-		}
-		for i < n && isDigit(s[i]) {
-			i++
-		}
+		return digitRun(s, i)
+	}
+	return i, scanOK
+}
+
+// digitRun skips the one or more digits a fraction or exponent needs at s[i].
+func digitRun(s string, i int) (int, scanErr) {
+	if i >= len(s) {
+		return i, scanTruncated
+	}
+	if !isDigit(s[i]) {
+		return i, scanSyntax
+	}
+	for i < len(s) && isDigit(s[i]) {
+		i++
 	}
 	return i, scanOK
 }
