@@ -52,14 +52,7 @@ func goldenSignals() *dashboard.DashboardBuilder {
 	}
 	zero := 0.0
 
-	b := dashboard.NewDashboardBuilder("Operator golden signals").
-		Uid(UIDGolden).
-		Description("Latency, traffic, errors and saturation of a Kubernetes operator, from controller-runtime metrics, span-derived metrics and the opsight sidecar; drill down to traces (exemplars) and logs.").
-		Tags([]string{"opsight", "operator"}).
-		Refresh("30s").Time("now-1h", "now").Timezone("browser").
-		Tooltip(dashboard.DashboardCursorSyncCrosshair).
-		Link(dashboard.NewDashboardLinkBuilder("opsight").Type(dashboard.DashboardLinkTypeDashboards).
-			Tags([]string{"opsight"}).AsDropdown(true).KeepTime(true).IncludeVars(true)).
+	b := newDashboard("Operator golden signals", UIDGolden, "Latency, traffic, errors and saturation of a Kubernetes operator, from controller-runtime metrics, span-derived metrics and the opsight sidecar; drill down to traces (exemplars) and logs.", []string{"opsight", "operator"}, "30s", "now-1h").
 		Variables(append(append([]cog.Builder[dashboard.VariableModel]{
 			dsVar(VarPrometheus, "Prometheus", "prometheus"),
 			dsVar(VarLoki, "Loki", "loki"),

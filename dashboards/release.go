@@ -15,14 +15,7 @@ func releaseComparison() *dashboard.DashboardBuilder {
 	zero := 0.0
 	gate := []step{{GateThreshold, "red"}}
 
-	b := dashboard.NewDashboardBuilder("Operator release comparison").
-		Uid(UIDRelease).
-		Description("Baseline against candidate revision of the operator, per span name: the same comparisons the release gate makes, with its +15 % threshold drawn.").
-		Tags([]string{"opsight", "operator", "release"}).
-		Refresh("1m").Time("now-6h", "now").Timezone("browser").
-		Tooltip(dashboard.DashboardCursorSyncCrosshair).
-		Link(dashboard.NewDashboardLinkBuilder("opsight").Type(dashboard.DashboardLinkTypeDashboards).
-			Tags([]string{"opsight"}).AsDropdown(true).KeepTime(true).IncludeVars(true)).
+	b := newDashboard("Operator release comparison", UIDRelease, "Baseline against candidate revision of the operator, per span name: the same comparisons the release gate makes, with its +15 % threshold drawn.", []string{"opsight", "operator", "release"}, "1m", "now-6h").
 		Variables(append(append([]cog.Builder[dashboard.VariableModel]{
 			dsVar(VarPrometheus, "Prometheus", "prometheus"),
 		}, scopeVars(c.MetricSpanCalls)...),

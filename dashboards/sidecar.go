@@ -11,14 +11,7 @@ import (
 
 func sidecarHealth() *dashboard.DashboardBuilder {
 	zero := 0.0
-	b := dashboard.NewDashboardBuilder("opsight sidecar health").
-		Uid(UIDSidecar).
-		Description("The opsight sidecar's own metrics: what it read, what it could not parse, how far behind the files it is, what it exported and whether it lost anything.").
-		Tags([]string{"opsight", "sidecar"}).
-		Refresh("30s").Time("now-1h", "now").Timezone("browser").
-		Tooltip(dashboard.DashboardCursorSyncCrosshair).
-		Link(dashboard.NewDashboardLinkBuilder("opsight").Type(dashboard.DashboardLinkTypeDashboards).
-			Tags([]string{"opsight"}).AsDropdown(true).KeepTime(true).IncludeVars(true)).
+	b := newDashboard("opsight sidecar health", UIDSidecar, "The opsight sidecar's own metrics: what it read, what it could not parse, how far behind the files it is, what it exported and whether it lost anything.", []string{"opsight", "sidecar"}, "30s", "now-1h").
 		Variables(append(append([]cog.Builder[dashboard.VariableModel]{
 			dsVar(VarPrometheus, "Prometheus", "prometheus"),
 		}, scopeVars(c.MetricTailRotations)...),

@@ -72,3 +72,17 @@ func scopeVars(metric string) []cog.Builder[dashboard.VariableModel] {
 		labelVar(VarNamespace, "namespace", metric+`{`+re(conventions.LabelCluster, VarCluster)+`}`, "Namespace of the operator.", false),
 	}
 }
+
+// newDashboard starts a dashboard with what all of ours share: the opsight
+// tag and dropdown of the other opsight dashboards (keeping time and
+// variables), crosshair tooltips, browser time zone, the window ending now.
+func newDashboard(title, uid, description string, tags []string, refresh, from string) *dashboard.DashboardBuilder {
+	return dashboard.NewDashboardBuilder(title).
+		Uid(uid).
+		Description(description).
+		Tags(tags).
+		Refresh(refresh).Time(from, "now").Timezone("browser").
+		Tooltip(dashboard.DashboardCursorSyncCrosshair).
+		Link(dashboard.NewDashboardLinkBuilder("opsight").Type(dashboard.DashboardLinkTypeDashboards).
+			Tags([]string{"opsight"}).AsDropdown(true).KeepTime(true).IncludeVars(true))
+}
