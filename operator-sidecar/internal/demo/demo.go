@@ -193,11 +193,12 @@ func Run(ctx context.Context, set otelcol.CollectorSettings, o Options, w io.Wri
 	if err := <-colErr; err != nil {
 		return nil, fmt.Errorf("sidecar: %w", err)
 	}
-	s.RecordsRead = sumCounter(conventions.MetricLogRecords, "")
-	s.Correlation = byLabel(conventions.MetricLogCorrelated, "correlation")
-	s.Risk = byLabel(conventions.MetricLogRisk, "pattern")
-	s.ParseErrors = byLabel(conventions.MetricLogParseErrors, "reason")
-	s.Dropped = sumCounter(conventions.MetricExportDropped, "")
+	g := gather()
+	s.RecordsRead = g.sum(conventions.MetricLogRecords)
+	s.Correlation = g.byLabel(conventions.MetricLogCorrelated, "correlation")
+	s.Risk = g.byLabel(conventions.MetricLogRisk, "pattern")
+	s.ParseErrors = g.byLabel(conventions.MetricLogParseErrors, "reason")
+	s.Dropped = g.sum(conventions.MetricExportDropped)
 	s.RecordsOut, s.WithTraceID = countNDJSON(s.LogsOutGlob)
 	s.SpansOut = countSpans(s.TracesOutGlob)
 	s.ReleasegateCmd = fmt.Sprintf("go run ./releasegate --source otlp-file --otlp-file '%s' --service etcd-operator --baseline v1.4.0 --candidate v1.5.0", s.TracesOutGlob)
@@ -274,8 +275,11 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func gather() map[string][]labelledValue {
-	out := map[string][]labelledValue{}
+// families are the registry's samples by family name, gathered once.
+type families map[string][]labelledValue
+
+func gather() families {
+	out := families{}
 	mfs, err := selftelemetry.Default().Registry.Gather()
 	if err != nil && len(mfs) == 0 {
 		return out
@@ -306,8 +310,7 @@ type labelledValue struct {
 // promName strips the _total suffix client_golang keeps out of family names.
 func promName(n string) []string { return []string{n, strings.TrimSuffix(n, "_total")} }
 
-func sumCounter(name, _ string) float64 {
-	g := gather()
+func (g families) sum(name string) float64 {
 	var v float64
 	for _, n := range promName(name) {
 		for _, lv := range g[n] {
@@ -317,8 +320,7 @@ func sumCounter(name, _ string) float64 {
 	return v
 }
 
-func byLabel(name, label string) map[string]float64 {
-	g := gather()
+func (g families) byLabel(name, label string) map[string]float64 {
 	out := map[string]float64{}
 	for _, n := range promName(name) {
 		for _, lv := range g[n] {
