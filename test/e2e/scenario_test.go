@@ -62,7 +62,7 @@ func TestScenarioRealBackends(t *testing.T) {
 		p.env["OPSIGHT_OTLP_HTTP_ADDR"] = testservers.FreeAddr(t)
 		targets = append(targets, strconv.Quote(p.env["OPSIGHT_METRICS_ADDR"]))
 		p.sc = newSidecar(t, p.env)
-		envModeTracesWorkaround(t, p.sc)
+		requireEnvConfigValid(t, p.sc)
 		p.sc.start()
 		waitOTLP(t, p.sc, p.env["OPSIGHT_OTLP_HTTP_ADDR"])
 	}
@@ -407,37 +407,13 @@ func exemplarTraceIDs(base, query string, start, end time.Time) ([]string, error
 	return ids, nil
 }
 
-// envModeTracesWorkaround: in collector v0.165 the otlphttp exporter's type is
-// otlp_http ("otlphttp" survives only as an alias, which the exporter wrapper
-// in internal/selftelemetry does not carry over), and env mode still names
-// "otlphttp/traces", so with OPSIGHT_TRACES_URL set the sidecar does not
-// start. The test reports that as a failure and, so the rest of the scenario
-// still runs, starts the sidecar from the env configuration with the
-// exporter renamed. Once env mode is fixed, validate passes and this does
-// nothing.
-func envModeTracesWorkaround(t *testing.T, sc *sidecar) {
+// requireEnvConfigValid: the sidecar must start from the environment alone
+// (OPSIGHT_LOKI_URL and OPSIGHT_TRACES_URL set); `validate` says why not.
+func requireEnvConfigValid(t *testing.T, sc *sidecar) {
 	t.Helper()
 	cmd := exec.Command(sc.bin, "validate")
 	cmd.Env = sc.env
-	out, err := cmd.CombinedOutput()
-	if err == nil && !strings.Contains(string(out), "Error:") {
-		return
-	}
-	if !strings.Contains(string(out), `unknown type: "otlphttp"`) {
+	if out, err := cmd.CombinedOutput(); err != nil || strings.Contains(string(out), "Error:") {
 		t.Fatalf("operator-sidecar validate rejects the env configuration: %v\n%s", err, out)
 	}
-	t.Errorf("env mode with OPSIGHT_TRACES_URL does not start: %s; running the scenario with the exporter renamed otlp_http/traces",
-		strings.TrimSpace(string(out[strings.LastIndex(string(out), "'exporters'"):])))
-	withConfig(t, sc, func(cfg map[string]any) {
-		exps := mapAt(cfg, "exporters")
-		exps["otlp_http/traces"] = exps["otlphttp/traces"]
-		delete(exps, "otlphttp/traces")
-		tr := mapAt(cfg, "service", "pipelines", "traces")
-		list, _ := tr["exporters"].([]any)
-		for i, e := range list {
-			if e == "otlphttp/traces" {
-				list[i] = "otlp_http/traces"
-			}
-		}
-	})
 }
