@@ -22,6 +22,8 @@ func TestEnvConfigDryRun(t *testing.T) {
 			"OPSIGHT_TRACES_URL": "http://tempo:4318",
 		}},
 		{"pod defaults", map[string]string{"OPSIGHT_LOG_INCLUDE": "", "POD_NAME": "op-0", "POD_NAMESPACE": "ops", "CONTAINER_NAME": "manager"}},
+		{"api log source", map[string]string{"OPSIGHT_LOG_SOURCE": "api", "OPSIGHT_LOG_INCLUDE": "",
+			"POD_NAME": "op-0", "POD_NAMESPACE": "ops", "CONTAINER_NAME": "manager"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("OPSIGHT_LOG_INCLUDE", "/var/log/pods/*/manager/*.log")

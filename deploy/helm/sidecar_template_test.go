@@ -73,6 +73,7 @@ func TestSidecarTemplateMatchesWebhook(t *testing.T) {
 				"  env: [{name: OPSIGHT_ZONE, value: eu-1a}]\n"},
 		{"revision-override-port-no-tag", true, "registry.local:5000/team/widget", "2026.11.3", "image: {tag: v9}\nsidecar: {resources: {limits: {memory: 1Gi}}}\n"},
 		{"custom-security-context", false, "widget:1", "", "sidecar:\n  securityContext: {runAsUser: 0, runAsNonRoot: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}\n"},
+		{"native-api", true, "ghcr.io/acme/widget-operator:v1.4.2", "", "sidecar: {logSource: api}\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// The opsight values file (shared by both renderings).
@@ -162,6 +163,13 @@ func TestSidecarTemplateMatchesWebhook(t *testing.T) {
 			if w, g := canon(t, wantVols), canon(t, spec.Volumes); w != g {
 				t.Errorf("opsight.sidecarVolumes differs from the webhook's volumes:\nwebhook:  %s\ntemplate: %s", w, g)
 			}
+			// Both renderings agreeing is not enough: api mode needs the
+			// sidecar's own token (the ServiceAccount admission plugin never
+			// mounts one into a container a webhook adds), file mode none.
+			api := cfg.LogSource == webhook.LogSourceAPI
+			if got := hasTokenVolume(spec.Volumes, gotC); got != api {
+				t.Errorf("logSource %s: template has the %s volume and mount: %t, want %t", cfg.LogSource, webhook.VolumeKubeAPIAccess, got, api)
+			}
 		})
 	}
 }
@@ -170,6 +178,19 @@ var (
 	typeMetaPod = metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"}
 	podKind     = metav1.GroupVersionKind{Group: "", Version: "v1", Kind: "Pod"}
 )
+
+// hasTokenVolume: the pod has the sidecar's token volume and the sidecar
+// mounts it read-only at the service-account path.
+func hasTokenVolume(vols []corev1.Volume, c *corev1.Container) bool {
+	vol, mount := false, false
+	for _, v := range vols {
+		vol = vol || v.Name == webhook.VolumeKubeAPIAccess && v.Projected != nil
+	}
+	for _, m := range c.VolumeMounts {
+		mount = mount || m.Name == webhook.VolumeKubeAPIAccess && m.ReadOnly && m.MountPath == webhook.ServiceAccountMountPath
+	}
+	return vol && mount
+}
 
 func sidecarOf(spec *corev1.PodSpec) (*corev1.Container, bool) {
 	for i := range spec.InitContainers {

@@ -152,6 +152,9 @@ const (
 	EnvPodUID       = "POD_UID"
 	EnvLogSource    = "OPSIGHT_LOG_SOURCE"  // file (tail the hostPath) or api (stream pods/log)
 	EnvQueueBytes   = "OPSIGHT_QUEUE_BYTES" // bound of the persistent sending queues (default: 25% of free disk, ≤ 1 GiB)
+	// EnvServiceAccountDir holds token and ca.crt for OPSIGHT_LOG_SOURCE=api
+	// (default: the pod's /var/run/secrets/kubernetes.io/serviceaccount).
+	EnvServiceAccountDir = "OPSIGHT_SERVICE_ACCOUNT_DIR"
 
 	// SidecarContainer is the injected container's name; its logs are never tailed.
 	SidecarContainer = "opsight-sidecar"

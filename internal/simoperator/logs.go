@@ -29,11 +29,18 @@ type CRIWriter struct {
 	buf         []byte
 }
 
+// NewCRIWriter writes the first instance of a container: <dir>/0.log.
 func NewCRIWriter(dir string, rotateBytes int64, maxFiles int) (*CRIWriter, error) {
+	return NewCRIWriterInstance(dir, 0, rotateBytes, maxFiles)
+}
+
+// NewCRIWriterInstance writes the container after restart restarts:
+// kubelet names its log <dir>/<restart>.log.
+func NewCRIWriterInstance(dir string, restart int, rotateBytes int64, maxFiles int) (*CRIWriter, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	w := &CRIWriter{dir: dir, path: filepath.Join(dir, "0.log"), rotateBytes: rotateBytes, maxFiles: maxFiles}
+	w := &CRIWriter{dir: dir, path: filepath.Join(dir, fmt.Sprintf("%d.log", restart)), rotateBytes: rotateBytes, maxFiles: maxFiles}
 	f, err := os.OpenFile(w.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err

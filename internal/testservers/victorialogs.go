@@ -111,6 +111,13 @@ func (s *VictoriaLogsServer) Count(logsql string) (int, error) {
 // not get ready fails the test with its output.
 func startProcess(t testing.TB, name, bin string, args []string, logPath, readyURL string, timeout time.Duration) *exec.Cmd {
 	t.Helper()
+	return startProcessReady(t, name, bin, args, logPath, func() error { return WaitHTTP(readyURL, timeout) })
+}
+
+// startProcessReady is startProcess with its own readiness check: ready
+// blocks until the process serves (nil) or gives up (an error).
+func startProcessReady(t testing.TB, name, bin string, args []string, logPath string, ready func() error) *exec.Cmd {
+	t.Helper()
 	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -128,10 +135,10 @@ func startProcess(t testing.TB, name, bin string, args []string, logPath, readyU
 		<-exited
 		logf.Close()
 	})
-	ready := make(chan error, 1)
-	go func() { ready <- WaitHTTP(readyURL, timeout) }()
+	readyc := make(chan error, 1)
+	go func() { readyc <- ready() }()
 	select {
-	case err = <-ready:
+	case err = <-readyc:
 	case <-exited:
 		err = fmt.Errorf("exited: %v", cmd.ProcessState)
 	}

@@ -39,6 +39,17 @@ const (
 	// subPathExpr from downward-API variables when the kubelet starts it.
 	PodLogsMountPath   = "/var/log/opsight-pod"
 	DefaultPodLogsHost = "/var/log/pods"
+	// VolumeKubeAPIAccess is the sidecar's own service-account token volume
+	// in api mode, a copy of the kube-api-access-* volume the ServiceAccount
+	// admission plugin adds. That plugin runs before mutating webhooks, so it
+	// never mounts its volume into a container the webhook adds.
+	VolumeKubeAPIAccess = "opsight-kube-api-access"
+	// ServiceAccountMountPath is where client-go and the sidecar look for
+	// token, ca.crt and namespace.
+	ServiceAccountMountPath = "/var/run/secrets/kubernetes.io/serviceaccount"
+	// TokenExpirationSeconds and tokenFileMode are those of kube-api-access-*.
+	TokenExpirationSeconds = 3607
+	tokenFileMode          = 0o644
 )
 
 // Environment variables the injected container gets that have no constant in

@@ -180,6 +180,10 @@ func sidecarContainer(cfg *Config, target *corev1.Container, revision string) co
 			SubPathExpr: "$(" + conventions.EnvPodNamespace + ")_$(" + conventions.EnvPodName + ")_$(" + EnvPodUID + ")",
 		})
 	}
+	if cfg.LogSource == LogSourceAPI {
+		mounts = append(mounts, corev1.VolumeMount{
+			Name: VolumeKubeAPIAccess, MountPath: ServiceAccountMountPath, ReadOnly: true})
+	}
 	c := corev1.Container{
 		Name:            cfg.ContainerName,
 		Image:           cfg.Image,
@@ -226,7 +230,36 @@ func sidecarVolumes(cfg *Config) []corev1.Volume {
 		vols = append(vols, corev1.Volume{Name: VolumePodLogs, VolumeSource: corev1.VolumeSource{
 			HostPath: &corev1.HostPathVolumeSource{Path: cfg.PodLogsHostPath, Type: &dir}}})
 	}
+	if cfg.LogSource == LogSourceAPI {
+		vols = append(vols, kubeAPIAccessVolume())
+	}
 	return vols
+}
+
+// kubeAPIAccessVolume is the service-account token, cluster CA and namespace
+// the sidecar needs to stream pods/log in api mode, built like the
+// kube-api-access-* volume (as Istio does for its proxy): the ServiceAccount
+// admission plugin mounts its own volume only into the containers that exist
+// before mutating webhooks run. The token is bound to the pod and its service
+// account, so the RoleBinding still names the pod's service account. It is
+// added even when the pod sets automountServiceAccountToken: false, which
+// only stops the automatic mount: the sidecar cannot work without it, and the
+// operator's own containers still get no token.
+func kubeAPIAccessVolume() corev1.Volume {
+	return corev1.Volume{Name: VolumeKubeAPIAccess, VolumeSource: corev1.VolumeSource{
+		Projected: &corev1.ProjectedVolumeSource{
+			DefaultMode: ptr(int32(tokenFileMode)),
+			Sources: []corev1.VolumeProjection{
+				{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+					Path: "token", ExpirationSeconds: ptr(int64(TokenExpirationSeconds))}},
+				{ConfigMap: &corev1.ConfigMapProjection{
+					LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"},
+					Items:                []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
+				{DownwardAPI: &corev1.DownwardAPIProjection{
+					Items: []corev1.DownwardAPIVolumeFile{{Path: "namespace",
+						FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.namespace"}}}}},
+			},
+		}}}
 }
 
 // escape encodes a JSON pointer token (RFC 6901).

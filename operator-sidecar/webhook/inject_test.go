@@ -229,6 +229,7 @@ func checkLogAccess(t *testing.T, cfg *Config, pod *corev1.Pod, sc *corev1.Conta
 	if env["OPSIGHT_LOG_SOURCE"].Value != cfg.LogSource {
 		t.Errorf("OPSIGHT_LOG_SOURCE = %q, want %q", env["OPSIGHT_LOG_SOURCE"].Value, cfg.LogSource)
 	}
+	checkAPIAccess(t, cfg.LogSource == LogSourceAPI, pod, sc)
 	if cfg.LogSource == LogSourceAPI {
 		if logs != nil || env["OPSIGHT_LOG_INCLUDE"].Name != "" {
 			t.Errorf("api mode must not mount host logs: volume %+v, include %q", logs, env["OPSIGHT_LOG_INCLUDE"].Value)
@@ -262,9 +263,67 @@ func checkLogAccess(t *testing.T, cfg *Config, pod *corev1.Pod, sc *corev1.Conta
 	}
 }
 
+// checkAPIAccess: in api mode the pod has the sidecar's own token volume
+// (a copy of kube-api-access-*) exactly once and only the sidecar mounts it,
+// read-only at the service-account path; in file mode neither exists.
+func checkAPIAccess(t *testing.T, api bool, pod *corev1.Pod, sc *corev1.Container) {
+	t.Helper()
+	var vol *corev1.Volume
+	nVol := 0
+	for i := range pod.Spec.Volumes {
+		if pod.Spec.Volumes[i].Name == VolumeKubeAPIAccess {
+			vol, nVol = &pod.Spec.Volumes[i], nVol+1
+		}
+	}
+	var mount *corev1.VolumeMount
+	nMount := 0
+	for i := range sc.VolumeMounts {
+		if sc.VolumeMounts[i].Name == VolumeKubeAPIAccess {
+			mount, nMount = &sc.VolumeMounts[i], nMount+1
+		}
+	}
+	if !api {
+		if nVol != 0 || nMount != 0 {
+			t.Errorf("file mode: %d %s volumes and %d mounts, want none", nVol, VolumeKubeAPIAccess, nMount)
+		}
+		return
+	}
+	if nVol != 1 || nMount != 1 {
+		t.Fatalf("api mode: %d %s volumes and %d mounts in the sidecar, want 1 each", nVol, VolumeKubeAPIAccess, nMount)
+	}
+	if !mount.ReadOnly || mount.MountPath != "/var/run/secrets/kubernetes.io/serviceaccount" || mount.SubPath != "" || mount.SubPathExpr != "" {
+		t.Errorf("token mount: %+v", mount)
+	}
+	for _, cs := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
+		for i := range cs {
+			for _, m := range cs[i].VolumeMounts {
+				if m.Name == VolumeKubeAPIAccess && cs[i].Name != sc.Name {
+					t.Errorf("container %s mounts the sidecar's token volume", cs[i].Name)
+				}
+			}
+		}
+	}
+	want := `{"name":"opsight-kube-api-access","projected":{"sources":[` +
+		`{"serviceAccountToken":{"expirationSeconds":3607,"path":"token"}},` +
+		`{"configMap":{"name":"kube-root-ca.crt","items":[{"key":"ca.crt","path":"ca.crt"}]}},` +
+		`{"downwardAPI":{"items":[{"path":"namespace","fieldRef":{"apiVersion":"v1","fieldPath":"metadata.namespace"}}]}}],` +
+		`"defaultMode":420}}`
+	if got, _ := json.Marshal(vol); string(got) != want {
+		t.Errorf("token volume:\n got %s\nwant %s", got, want)
+	}
+}
+
 func TestInjectTwiceGivesOneSidecar(t *testing.T) {
-	for _, native := range []bool{true, false} {
-		cfg := loadCfg(t, "config.yaml", native)
+	for _, tc := range []struct {
+		config string
+		native bool
+	}{
+		{"config.yaml", true},
+		{"config.yaml", false},
+		{"config_api.yaml", true},
+		{"config_api.yaml", false},
+	} {
+		cfg := loadCfg(t, tc.config, tc.native)
 		raw, req := readFixture(t, "review_revision_annotation.json")
 		resp := review(t, cfg, raw)
 		once, _ := applyPatch(t, req, resp)
@@ -275,14 +334,50 @@ func TestInjectTwiceGivesOneSidecar(t *testing.T) {
 		again, _ := json.Marshal(req)
 		resp2 := review(t, cfg, again)
 		if !resp2.Allowed || resp2.Patch != nil || resp2.PatchType != nil {
-			t.Fatalf("native=%t: second injection patched: %s", native, resp2.Patch)
+			t.Fatalf("%s native=%t: second injection patched: %s", tc.config, tc.native, resp2.Patch)
 		}
 		var pod corev1.Pod
 		if err := json.Unmarshal(once, &pod); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, n := findSidecar(&pod); n != 1 {
-			t.Fatalf("native=%t: %d sidecars", native, n)
+		sc, _, n := findSidecar(&pod)
+		if n != 1 {
+			t.Fatalf("%s native=%t: %d sidecars", tc.config, tc.native, n)
+		}
+		checkAPIAccess(t, cfg.LogSource == LogSourceAPI, &pod, sc)
+	}
+}
+
+// TestAPIModeIgnoresAutomountFalse: automountServiceAccountToken: false stops
+// the ServiceAccount admission plugin's mount, not the sidecar's own volume,
+// without which api mode cannot work.
+func TestAPIModeIgnoresAutomountFalse(t *testing.T) {
+	_, req := readFixture(t, "review_operator.json")
+	var pod corev1.Pod
+	if err := json.Unmarshal(req.Request.Object.Raw, &pod); err != nil {
+		t.Fatal(err)
+	}
+	// As the API server sends it: no kube-api-access-* volume or mounts.
+	pod.Spec.AutomountServiceAccountToken = ptr(false)
+	pod.Spec.Volumes = nil
+	for i := range pod.Spec.Containers {
+		pod.Spec.Containers[i].VolumeMounts = nil
+	}
+	req.Request.Object.Raw, _ = json.Marshal(&pod)
+	body, _ := json.Marshal(req)
+	for _, tc := range []struct {
+		config string
+		api    bool
+	}{{"config_api.yaml", true}, {"config.yaml", false}} {
+		resp := review(t, loadCfg(t, tc.config, true), body)
+		_, out := applyPatch(t, req, resp)
+		sc, _, n := findSidecar(out)
+		if n != 1 {
+			t.Fatalf("%s: %d sidecars", tc.config, n)
+		}
+		checkAPIAccess(t, tc.api, out, sc)
+		if *out.Spec.AutomountServiceAccountToken {
+			t.Errorf("%s: automountServiceAccountToken changed", tc.config)
 		}
 	}
 }

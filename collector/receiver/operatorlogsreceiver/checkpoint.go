@@ -20,6 +20,7 @@ const maxRetired = 16
 
 type checkpointDoc struct {
 	Files []fileCheckpoint `json:"files"`
+	API   *apiPosition     `json:"api,omitempty"` // source api
 }
 
 // fileCheckpoint is what is remembered per fingerprint.

@@ -3,6 +3,7 @@ package operatorlogsreceiver
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"time"
 
@@ -17,6 +18,12 @@ const (
 	FormatJSON   = "json"
 )
 
+// Values of source.
+const (
+	SourceFile = "file"
+	SourceAPI  = "api"
+)
+
 // Values of start_at and long_lines.
 const (
 	StartAtBeginning = "beginning"
@@ -28,7 +35,13 @@ const (
 // Config is the operatorlogs receiver's configuration. See README.md for
 // every key and its default.
 type Config struct {
-	// Include lists filepath.Match globs of files to tail (required).
+	// Source is file (tail Include) or api (stream the container's log
+	// through the Kubernetes API, see APIConfig).
+	Source string `mapstructure:"source"`
+	// API configures source api.
+	API APIConfig `mapstructure:"api"`
+	// Include lists filepath.Match globs of files to tail (required with
+	// source file).
 	Include []string `mapstructure:"include"`
 	// Exclude lists globs removed from what Include matched.
 	Exclude []string `mapstructure:"exclude"`
@@ -60,6 +73,27 @@ type Config struct {
 	_ struct{}
 }
 
+// APIConfig names the container whose log is streamed from
+// GET /api/v1/namespaces/{namespace}/pods/{pod}/log and how to authenticate.
+// The defaults are what every pod has: the in-cluster service account.
+type APIConfig struct {
+	// Endpoint is the API server's URL; empty: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT.
+	Endpoint  string `mapstructure:"endpoint"`
+	Namespace string `mapstructure:"namespace"`
+	Pod       string `mapstructure:"pod"`
+	Container string `mapstructure:"container"`
+	// TokenFile is read on every request: projected tokens are rotated.
+	TokenFile string `mapstructure:"token_file"`
+	// CAFile verifies the API server's certificate.
+	CAFile string `mapstructure:"ca_file"`
+}
+
+// In-cluster defaults of APIConfig.
+const (
+	DefaultTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+	DefaultCAFile    = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+)
+
 // Limits that keep a bad value from exhausting memory or spinning the CPU.
 const (
 	minLineSize        = 1 << 10
@@ -72,8 +106,15 @@ const (
 // Validate checks every key and names the one that is wrong.
 func (c *Config) Validate() error {
 	var errs []error
-	if len(c.Include) == 0 {
-		errs = append(errs, errors.New("include: at least one glob is required, e.g. /var/log/pods/*/*/*.log"))
+	switch c.Source {
+	case SourceFile:
+		if len(c.Include) == 0 {
+			errs = append(errs, errors.New("include: at least one glob is required, e.g. /var/log/pods/*/*/*.log"))
+		}
+	case SourceAPI:
+		errs = append(errs, c.API.validate()...)
+	default:
+		errs = append(errs, fmt.Errorf("source: %q is not one of file, api", c.Source))
 	}
 	for key, globs := range map[string][]string{"include": c.Include, "exclude": c.Exclude} {
 		for _, g := range globs {
@@ -115,4 +156,22 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("max_batch_bytes: %d must be at least 1", c.MaxBatchBytes))
 	}
 	return errors.Join(errs...)
+}
+
+func (a *APIConfig) validate() []error {
+	var errs []error
+	for _, k := range []struct{ key, v string }{{"api.namespace", a.Namespace}, {"api.pod", a.Pod}, {"api.container", a.Container}} {
+		if k.v == "" {
+			errs = append(errs, fmt.Errorf("%s: required with source api (the pod's own; pass it through the downward API)", k.key))
+		}
+	}
+	if a.Endpoint != "" {
+		if u, err := url.Parse(a.Endpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("api.endpoint: %q is not an http(s) URL such as https://kubernetes.default.svc", a.Endpoint))
+		}
+	}
+	if a.TokenFile == "" {
+		errs = append(errs, fmt.Errorf("api.token_file: empty; the in-cluster default is %s", DefaultTokenFile))
+	}
+	return errs
 }

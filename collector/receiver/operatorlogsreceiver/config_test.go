@@ -22,6 +22,9 @@ func TestLoadConfig(t *testing.T) {
 	}
 	want := createDefaultConfig().(*Config)
 	want.Include = []string{"/var/log/pods/*/*/*.log"}
+	if def.Source != SourceFile || def.API.TokenFile != DefaultTokenFile {
+		t.Errorf("source defaults: %q %+v", def.Source, def.API)
+	}
 	if !equalConfig(def, want) {
 		t.Errorf("defaults: got %+v, want %+v", def, want)
 	}
@@ -36,6 +39,7 @@ func TestLoadConfig(t *testing.T) {
 	}
 	storageID := component.MustNewIDWithName("file_storage", "checkpoints")
 	want = &Config{
+		Source: SourceFile, API: APIConfig{TokenFile: DefaultTokenFile, CAFile: DefaultCAFile},
 		Include: []string{"/var/log/pods/ns_op-*/manager/*.log"}, Exclude: []string{"/var/log/pods/*/istio-proxy/*.log"},
 		Format: FormatCRI, StartAt: StartAtEnd, PollInterval: 50 * time.Millisecond, MaxLineSize: 65536,
 		LongLines: LongLinesTrunc, FingerprintSize: 2048, MaxBatchLines: 500, MaxBatchBytes: 524288,
@@ -44,11 +48,23 @@ func TestLoadConfig(t *testing.T) {
 	if !equalConfig(custom, want) {
 		t.Errorf("custom: got %+v, want %+v", custom, want)
 	}
+
+	api, err := loadConfig(t, "config.yaml", "operatorlogs/api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = createDefaultConfig().(*Config)
+	want.Source, want.Storage = SourceAPI, &storageID
+	want.API = APIConfig{Endpoint: "https://10.96.0.1:443", Namespace: "widget-system", Pod: "widget-controller-7d9f",
+		Container: "manager", TokenFile: DefaultTokenFile, CAFile: DefaultCAFile}
+	if !equalConfig(api, want) {
+		t.Errorf("api: got %+v, want %+v", api, want)
+	}
 }
 
 func equalConfig(a, b *Config) bool {
 	eqs := func(x, y []string) bool { return strings.Join(x, "\x00") == strings.Join(y, "\x00") }
-	return eqs(a.Include, b.Include) && eqs(a.Exclude, b.Exclude) && a.Format == b.Format && a.StartAt == b.StartAt &&
+	return a.Source == b.Source && a.API == b.API && eqs(a.Include, b.Include) && eqs(a.Exclude, b.Exclude) && a.Format == b.Format && a.StartAt == b.StartAt &&
 		a.PollInterval == b.PollInterval && a.MaxLineSize == b.MaxLineSize && a.LongLines == b.LongLines &&
 		a.FingerprintSize == b.FingerprintSize && a.MaxBatchLines == b.MaxBatchLines && a.MaxBatchBytes == b.MaxBatchBytes &&
 		((a.Storage == nil) == (b.Storage == nil)) && (a.Storage == nil || *a.Storage == *b.Storage) && a.IncludeFilePath == b.IncludeFilePath
@@ -67,9 +83,13 @@ func TestBadConfigs(t *testing.T) {
 		{"bad_exclude_glob.yaml", "exclude: bad glob"},
 		{"bad_max_batch_lines.yaml", "max_batch_lines:"},
 		{"bad_max_batch_bytes.yaml", "max_batch_bytes:"},
+		{"bad_source.yaml", "source:"},
+		{"bad_api_no_pod.yaml", "api.pod:"},
+		{"bad_api_no_pod.yaml", "api.container:"},
+		{"bad_api_endpoint.yaml", "api.endpoint:"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.file, func(t *testing.T) {
+		t.Run(tt.file+"/"+tt.key, func(t *testing.T) {
 			_, err := loadConfig(t, tt.file, "operatorlogs")
 			if err == nil {
 				t.Fatal("expected an error")

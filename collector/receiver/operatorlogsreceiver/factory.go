@@ -47,6 +47,8 @@ func newFactory(o factoryOptions) receiver.Factory {
 
 func createDefaultConfig() component.Config {
 	return &Config{
+		Source:          SourceFile,
+		API:             APIConfig{TokenFile: DefaultTokenFile, CAFile: DefaultCAFile},
 		Format:          FormatAuto,
 		StartAt:         StartAtBeginning,
 		PollInterval:    defaultPollInterval,

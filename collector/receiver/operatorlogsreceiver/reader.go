@@ -58,9 +58,15 @@ type reader struct {
 	idle  int  // polls in a row that read nothing
 	close bool // drained: close after the batch is committed
 
-	resAttrs pcommon.Map
-	gen      uint64 // batch generation the record slice below belongs to
-	recs     plog.LogRecordSlice
+	res resource
+}
+
+// resource is where records of one source go in the batch being built: one
+// ResourceLogs per source and batch.
+type resource struct {
+	attrs pcommon.Map
+	gen   uint64 // batch generation the record slice below belongs to
+	recs  plog.LogRecordSlice
 }
 
 func (r *reader) readOff() int64 { return r.offset + int64(r.n) }
@@ -68,17 +74,16 @@ func (r *reader) readOff() int64 { return r.offset + int64(r.n) }
 // setPath records where the file is found and recomputes the resource.
 func (r *reader) setPath(p string) {
 	r.path = p
-	r.resAttrs = pcommon.NewMap()
+	r.res = resource{attrs: pcommon.NewMap()}
 	if r.rc.cfg.IncludeFilePath {
-		r.resAttrs.PutStr(conventions.AttrLogFilePath, p)
+		r.res.attrs.PutStr(conventions.AttrLogFilePath, p)
 	}
 	if k, ok := k8sFromPath(p); ok {
-		r.resAttrs.PutStr(conventions.AttrNamespace, k.namespace)
-		r.resAttrs.PutStr(conventions.AttrPod, k.pod)
-		r.resAttrs.PutStr(attrPodUID, k.uid)
-		r.resAttrs.PutStr(conventions.AttrContainer, k.container)
+		r.res.attrs.PutStr(conventions.AttrNamespace, k.namespace)
+		r.res.attrs.PutStr(conventions.AttrPod, k.pod)
+		r.res.attrs.PutStr(attrPodUID, k.uid)
+		r.res.attrs.PutStr(conventions.AttrContainer, k.container)
 	}
-	r.gen = 0
 }
 
 type k8sNames struct{ namespace, pod, uid, container string }
@@ -313,7 +318,7 @@ func (r *reader) add(stream uint8, ts uint64, content string, final, bad bool) {
 	p := &r.acc[stream]
 	if !p.active {
 		if final && len(content) <= max {
-			r.rc.appendRecord(r, content, ts, stream, false, bad)
+			r.rc.appendRecord(&r.res, content, ts, stream, false, bad)
 			return
 		}
 		p.active, p.ts, p.bad = true, ts, bad
@@ -322,7 +327,7 @@ func (r *reader) add(stream uint8, ts uint64, content string, final, bad bool) {
 		p.buf = append(p.buf, content...)
 	}
 	for !p.dropping && len(p.buf) > max {
-		r.rc.appendRecord(r, string(p.buf[:max]), p.ts, stream, true, p.bad)
+		r.rc.appendRecord(&r.res, string(p.buf[:max]), p.ts, stream, true, p.bad)
 		p.split = true
 		if r.rc.cfg.LongLines == LongLinesTrunc {
 			p.dropping = true
@@ -333,7 +338,7 @@ func (r *reader) add(stream uint8, ts uint64, content string, final, bad bool) {
 	}
 	if final {
 		if !p.dropping && (len(p.buf) > 0 || !p.split) {
-			r.rc.appendRecord(r, string(p.buf), p.ts, stream, p.split, p.bad)
+			r.rc.appendRecord(&r.res, string(p.buf), p.ts, stream, p.split, p.bad)
 		}
 		r.resetPending(p)
 	}
@@ -363,7 +368,7 @@ func (r *reader) finishPartials() {
 	for i := range r.acc {
 		if p := &r.acc[i]; p.active {
 			if !p.dropping && (len(p.buf) > 0 || !p.split) {
-				r.rc.appendRecord(r, string(p.buf), p.ts, uint8(i), p.split, p.bad)
+				r.rc.appendRecord(&r.res, string(p.buf), p.ts, uint8(i), p.split, p.bad)
 			}
 			r.resetPending(p)
 		}

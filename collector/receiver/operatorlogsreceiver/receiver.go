@@ -70,6 +70,9 @@ type operatorLogsReceiver struct {
 	done   chan struct{}
 	ctx    context.Context
 
+	api    *apiSource // source api; nil for files
+	stored *apiPosition
+
 	readers   []*reader
 	byPath    map[string]*reader
 	known     []fileCheckpoint // checkpoints of files not open: restored or retired
@@ -97,7 +100,7 @@ type operatorLogsReceiver struct {
 
 func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs, m *selftelemetry.Metrics) (*operatorLogsReceiver, error) {
 	obs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
-		ReceiverID: set.ID, Transport: "file", ReceiverCreateSettings: set,
+		ReceiverID: set.ID, Transport: cfg.Source, ReceiverCreateSettings: set,
 	})
 	if err != nil {
 		return nil, err
@@ -137,14 +140,30 @@ func (rc *operatorLogsReceiver) Start(ctx context.Context, host component.Host) 
 				_ = client.Close(ctx)
 				return err
 			}
-			rc.known = doc.Files
+			rc.known, rc.stored = doc.Files, doc.API
 			rc.freshRun = false
 		}
 		rc.client = client
 	}
+	run := rc.run
+	if rc.cfg.Source == SourceAPI {
+		a, err := rc.newAPISource()
+		if err != nil {
+			if rc.client != nil {
+				_ = rc.client.Close(ctx)
+			}
+			return err
+		}
+		a.restore(rc.stored, rc.freshRun)
+		rc.api = a
+		run = func() {
+			defer close(rc.done)
+			a.run()
+		}
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	rc.ctx, rc.cancel, rc.done = runCtx, cancel, make(chan struct{})
-	go rc.run()
+	go run()
 	return nil
 }
 
@@ -456,11 +475,11 @@ func (rc *operatorLogsReceiver) batchFull() bool {
 	return rc.lines >= rc.cfg.MaxBatchLines || rc.bytes >= rc.cfg.MaxBatchBytes
 }
 
-// appendRecord adds one record to the batch under r's resource.
-func (rc *operatorLogsReceiver) appendRecord(r *reader, body string, ts uint64, stream uint8, truncated, bad bool) {
+// appendRecord adds one record to the batch under resource r.
+func (rc *operatorLogsReceiver) appendRecord(r *resource, body string, ts uint64, stream uint8, truncated, bad bool) {
 	if r.gen != rc.gen {
 		rl := rc.ld.ResourceLogs().AppendEmpty()
-		r.resAttrs.CopyTo(rl.Resource().Attributes())
+		r.attrs.CopyTo(rl.Resource().Attributes())
 		sl := rl.ScopeLogs().AppendEmpty()
 		sl.Scope().SetName(scopeName)
 		r.recs = sl.LogRecords()
@@ -543,6 +562,9 @@ func (rc *operatorLogsReceiver) commit() {
 		}
 	}
 	doc.Files = append(doc.Files, rc.known...)
+	if rc.api != nil {
+		doc.API = &rc.api.pos
+	}
 	data, err := json.Marshal(&doc)
 	if err == nil {
 		// Not the run context: a batch delivered during shutdown must

@@ -17,17 +17,22 @@ import (
 
 // Settings are the environment settings, already read.
 type Settings struct {
-	LogInclude   []string
-	Revision     string
-	LokiURL      string
-	TracesURL    string
-	OTLPGRPCAddr string
-	OTLPHTTPAddr string
-	MetricsAddr  string
-	StateDir     string
-	PodName      string
-	PodNamespace string
-	Container    string
+	// LogSource is file (tail LogInclude) or api (stream the operator
+	// container's log through the Kubernetes API with the pod's service
+	// account in ServiceAccountDir).
+	LogSource         string
+	ServiceAccountDir string
+	LogInclude        []string
+	Revision          string
+	LokiURL           string
+	TracesURL         string
+	OTLPGRPCAddr      string
+	OTLPHTTPAddr      string
+	MetricsAddr       string
+	StateDir          string
+	PodName           string
+	PodNamespace      string
+	Container         string
 	// QueueBytes bounds the persistent sending queues together, in bytes
 	// (OPSIGHT_QUEUE_BYTES). 0: 25% of the free space of StateDir's file
 	// system at start, at most 1 GiB. A full queue blocks, so the receiver
@@ -45,16 +50,18 @@ func FromEnv(getenv func(string) string) Settings {
 		return def
 	}
 	s := Settings{
-		Revision:     getenv(conventions.EnvRevision),
-		LokiURL:      strings.TrimSpace(getenv(conventions.EnvLokiURL)),
-		TracesURL:    strings.TrimSpace(getenv(conventions.EnvTracesURL)),
-		OTLPGRPCAddr: or(conventions.EnvOTLPGRPCAddr, conventions.DefaultOTLPGRPCAddr),
-		OTLPHTTPAddr: or(conventions.EnvOTLPHTTPAddr, conventions.DefaultOTLPHTTPAddr),
-		MetricsAddr:  or(conventions.EnvMetricsAddr, conventions.DefaultMetricsAddr),
-		StateDir:     or(conventions.EnvStateDir, conventions.DefaultStateDir),
-		PodName:      getenv(conventions.EnvPodName),
-		PodNamespace: getenv(conventions.EnvPodNamespace),
-		Container:    getenv(conventions.EnvContainer),
+		LogSource:         or(conventions.EnvLogSource, LogSourceFile),
+		ServiceAccountDir: or(conventions.EnvServiceAccountDir, DefaultServiceAccountDir),
+		Revision:          getenv(conventions.EnvRevision),
+		LokiURL:           strings.TrimSpace(getenv(conventions.EnvLokiURL)),
+		TracesURL:         strings.TrimSpace(getenv(conventions.EnvTracesURL)),
+		OTLPGRPCAddr:      or(conventions.EnvOTLPGRPCAddr, conventions.DefaultOTLPGRPCAddr),
+		OTLPHTTPAddr:      or(conventions.EnvOTLPHTTPAddr, conventions.DefaultOTLPHTTPAddr),
+		MetricsAddr:       or(conventions.EnvMetricsAddr, conventions.DefaultMetricsAddr),
+		StateDir:          or(conventions.EnvStateDir, conventions.DefaultStateDir),
+		PodName:           getenv(conventions.EnvPodName),
+		PodNamespace:      getenv(conventions.EnvPodNamespace),
+		Container:         getenv(conventions.EnvContainer),
 	}
 	if v := strings.TrimSpace(getenv(conventions.EnvQueueBytes)); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -71,9 +78,29 @@ func FromEnv(getenv func(string) string) Settings {
 	return s
 }
 
+// Values of OPSIGHT_LOG_SOURCE, and where a pod's service account is.
+const (
+	LogSourceFile            = "file"
+	LogSourceAPI             = "api"
+	DefaultServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
+)
+
 // Validate says what is missing and how to fix it.
 func (s Settings) Validate() error {
-	if len(s.LogInclude) == 0 && (s.PodName == "" || s.PodNamespace == "") {
+	switch s.LogSource {
+	case LogSourceFile:
+	case LogSourceAPI:
+		if s.PodName == "" || s.PodNamespace == "" || s.Container == "" {
+			return fmt.Errorf("%s=api streams one container's log, so %s, %s (downward API) and %s (the operator's container) must all be set",
+				conventions.EnvLogSource, conventions.EnvPodName, conventions.EnvPodNamespace, conventions.EnvContainer)
+		}
+		if len(s.LogInclude) > 0 {
+			return fmt.Errorf("%s applies to %s=file only; unset it, or use file mode", conventions.EnvLogInclude, conventions.EnvLogSource)
+		}
+	default:
+		return fmt.Errorf("%s=%q: want file (read the pod's log files) or api (stream them through the API server)", conventions.EnvLogSource, s.LogSource)
+	}
+	if s.LogSource == LogSourceFile && len(s.LogInclude) == 0 && (s.PodName == "" || s.PodNamespace == "") {
 		return fmt.Errorf("%s is not set and %s/%s are empty, so the pod's own log directory is unknown: set %s to the operator's log files (e.g. /var/log/pods/*/manager/*.log) or pass the pod name and namespace through the downward API",
 			conventions.EnvLogInclude, conventions.EnvPodName, conventions.EnvPodNamespace, conventions.EnvLogInclude)
 	}
@@ -130,6 +157,18 @@ func (s Settings) Config() map[string]any {
 		"exclude":  exclude,
 		"start_at": "beginning",
 		"storage":  "file_storage",
+	}
+	if s.LogSource == LogSourceAPI {
+		recv = map[string]any{
+			"source": LogSourceAPI,
+			"api": map[string]any{
+				"namespace": s.PodNamespace, "pod": s.PodName, "container": s.Container,
+				"token_file": filepath.Join(s.ServiceAccountDir, "token"),
+				"ca_file":    filepath.Join(s.ServiceAccountDir, "ca.crt"),
+			},
+			"start_at": "beginning",
+			"storage":  "file_storage",
+		}
 	}
 	enrich := map[string]any{}
 	if s.Revision != "" {

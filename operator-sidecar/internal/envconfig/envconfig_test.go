@@ -21,6 +21,10 @@ func TestValidate(t *testing.T) {
 		{"traces not http", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_TRACES_URL": "tempo:4318"}, "OPSIGHT_TRACES_URL"},
 		{"relative state dir", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_STATE_DIR": "state"}, "OPSIGHT_STATE_DIR"},
 		{"bad queue bytes", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_QUEUE_BYTES": "1GiB"}, "OPSIGHT_QUEUE_BYTES"},
+		{"api mode", map[string]string{"OPSIGHT_LOG_SOURCE": "api", "POD_NAME": "p", "POD_NAMESPACE": "n", "CONTAINER_NAME": "manager"}, ""},
+		{"api mode without container", map[string]string{"OPSIGHT_LOG_SOURCE": "api", "POD_NAME": "p", "POD_NAMESPACE": "n"}, "CONTAINER_NAME"},
+		{"api mode with include", map[string]string{"OPSIGHT_LOG_SOURCE": "api", "POD_NAME": "p", "POD_NAMESPACE": "n", "CONTAINER_NAME": "c", "OPSIGHT_LOG_INCLUDE": "/l"}, "file only"},
+		{"unknown log source", map[string]string{"OPSIGHT_LOG_SOURCE": "journald", "OPSIGHT_LOG_INCLUDE": "/l"}, "want file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := FromEnv(env(tc.env)).Validate()
@@ -99,4 +103,23 @@ func contains(l []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func TestAPISourceConfig(t *testing.T) {
+	cfg := FromEnv(env(map[string]string{"OPSIGHT_LOG_SOURCE": "api", "POD_NAME": "op-0", "POD_NAMESPACE": "ops",
+		"CONTAINER_NAME": "manager", "OPSIGHT_SERVICE_ACCOUNT_DIR": "/sa"})).Config()
+	recv := cfg["receivers"].(map[string]any)["operatorlogs"].(map[string]any)
+	if recv["source"] != "api" || recv["include"] != nil || recv["storage"] != "file_storage" {
+		t.Errorf("receiver %v: want source api with checkpoints and no include", recv)
+	}
+	api := recv["api"].(map[string]any)
+	for k, want := range map[string]string{"namespace": "ops", "pod": "op-0", "container": "manager", "token_file": "/sa/token", "ca_file": "/sa/ca.crt"} {
+		if api[k] != want {
+			t.Errorf("api.%s = %v, want %s", k, api[k], want)
+		}
+	}
+	def := FromEnv(env(map[string]string{"OPSIGHT_LOG_SOURCE": "api"}))
+	if def.ServiceAccountDir != "/var/run/secrets/kubernetes.io/serviceaccount" {
+		t.Errorf("default service account dir %q", def.ServiceAccountDir)
+	}
 }

@@ -204,6 +204,11 @@ It renders the same container as the webhook injects (a test checks).
       readOnly: true
       subPathExpr: $(POD_NAMESPACE)_$(POD_NAME)_$(POD_UID)
     {{- end }}
+    {{- if eq $s.logSource "api" }}
+    - name: opsight-kube-api-access
+      mountPath: /var/run/secrets/kubernetes.io/serviceaccount
+      readOnly: true
+    {{- end }}
   securityContext:
     {{- if $s.securityContext }}
     {{- toYaml $s.securityContext | nindent 4 }}
@@ -212,7 +217,12 @@ It renders the same container as the webhook injects (a test checks).
     {{- end }}
 {{- end -}}
 
-{{/* opsight.sidecarVolumes: the volumes opsight.sidecar mounts, as list items. */}}
+{{/*
+opsight.sidecarVolumes: the volumes opsight.sidecar mounts, as list items. In
+api mode that includes the sidecar's own service-account token volume, built
+like kube-api-access-* (token bound to the pod's service account, cluster CA,
+namespace): the sidecar gets it even with automountServiceAccountToken: false.
+*/}}
 {{- define "opsight.sidecarVolumes" -}}
 {{- $s := .values.sidecar -}}
 - name: opsight-state
@@ -223,6 +233,26 @@ It renders the same container as the webhook injects (a test checks).
   hostPath:
     path: {{ $s.podLogsHostPath }}
     type: Directory
+{{- end }}
+{{- if eq $s.logSource "api" }}
+- name: opsight-kube-api-access
+  projected:
+    defaultMode: 420
+    sources:
+      - serviceAccountToken:
+          path: token
+          expirationSeconds: 3607
+      - configMap:
+          name: kube-root-ca.crt
+          items:
+            - key: ca.crt
+              path: ca.crt
+      - downwardAPI:
+          items:
+            - path: namespace
+              fieldRef:
+                apiVersion: v1
+                fieldPath: metadata.namespace
 {{- end }}
 {{- end -}}
 
