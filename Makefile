@@ -13,7 +13,7 @@ demo:
 test: tools lint fuzz unit
 
 # Real third-party programs the tests drive, built from their tool modules.
-tools: $(BIN)/prometheus $(BIN)/promtool $(BIN)/helm $(BIN)/victoria-logs $(BIN)/jaeger
+tools: $(BIN)/prometheus $(BIN)/promtool $(BIN)/helm $(BIN)/victoria-logs $(BIN)/jaeger $(BIN)/podlogs
 
 $(BIN)/prometheus:
 	cd tools/prometheus && $(GO) build -o $@ github.com/prometheus/prometheus/cmd/prometheus
@@ -25,11 +25,14 @@ $(BIN)/victoria-logs:
 	cd tools/victorialogs && $(GO) build -o $@ github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs
 $(BIN)/jaeger:
 	cd tools/jaeger && $(GO) build -o $@ github.com/jaegertracing/jaeger/cmd/jaeger
+$(BIN)/podlogs: $(wildcard tools/podlogs/*.go) tools/podlogs/go.mod
+	cd tools/podlogs && $(GO) build -o $@ .
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: the files above need gofmt -w'; exit 1; }
 	$(GO) vet ./...
 	cd instrument && $(GO) vet ./...
+	cd tools/podlogs && $(GO) vet ./...
 
 unit:
 	$(GO) test -count=1 -timeout 45m ./...

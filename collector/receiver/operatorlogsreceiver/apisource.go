@@ -286,15 +286,11 @@ func (a *apiSource) stream(previous bool) (bool, error) {
 		case b, ok := <-chunks:
 			if !ok {
 				err := <-readErr
-				if err == io.EOF && len(a.pending) > 0 {
-					// The instance ended: a last line without newline is final.
-					err = a.segment(string(a.pending), true)
-					a.pending = a.pending[:0]
-				} else if err != io.EOF {
+				if err == io.EOF {
+					err = a.finish()
+				} else {
 					// Torn: what did not become records is asked for again.
 					err = fmt.Errorf("reading the log stream of %s: %w", a.podKey(), err)
-				} else {
-					err = nil
 				}
 				if ferr := rc.flush(); ferr != nil {
 					return a.shipped > before, ferr
@@ -368,6 +364,17 @@ func (a *apiSource) feed(b []byte) error {
 	}
 	a.pending = append(a.pending[:0], rest...)
 	return nil
+}
+
+// finish ends the stream cleanly: the instance ended, so a last line
+// without newline (or the rest of a long one) is final.
+func (a *apiSource) finish() error {
+	if len(a.pending) == 0 && !a.cur.started {
+		return nil
+	}
+	err := a.segment(string(a.pending), true)
+	a.pending = a.pending[:0]
+	return err
 }
 
 // segment handles the next bytes of the current line; final ends the line.

@@ -436,3 +436,63 @@ func TestAPIRecordsCarryThePod(t *testing.T) {
 		t.Errorf("unterminated last line = %q", last.Body().Str())
 	}
 }
+
+// FuzzAPIStream feeds arbitrary bytes, cut into arbitrary chunks, through the
+// pods/log stream parser and checks that nothing is lost or invented: the
+// bodies, joined, are the lines without newlines and without a leading
+// timestamp where one parses (long lines are split, so joining restores them).
+func FuzzAPIStream(f *testing.F) {
+	f.Add([]byte("2026-11-25T10:00:00.000000001Z {\"msg\":\"a\"}\n2026-11-25T10:00:00.000000001Z b\nno timestamp\n"), uint8(7))
+	f.Add([]byte("2026-11-25T10:00:00.5Z trimmed fraction\n\n\x00\xff binary\n2026-11-25T10:00:01Z last without newline"), uint8(3))
+	f.Add([]byte("2026-11-25T10:00:00.000000000Z "+strings.Repeat("y", 5000)+"\n"), uint8(200))
+	f.Fuzz(func(t *testing.T, stream []byte, cut uint8) {
+		cfg := createDefaultConfig().(*Config)
+		cfg.Source = SourceAPI
+		cfg.MaxLineSize = minLineSize
+		cfg.MaxBatchLines = 3
+		cfg.API = APIConfig{Endpoint: "http://127.0.0.1:1", Namespace: "ns", Pod: "p", Container: "c", TokenFile: "/nonexistent"}
+		sink := new(consumertest.LogsSink)
+		rc, err := newReceiver(testSettings(t), cfg, sink, selftelemetry.New())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.ctx = context.Background()
+		a, err := rc.newAPISource()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.api = a
+		step := int(cut) + 1
+		for i := 0; i < len(stream); i += step {
+			if err := a.feed(stream[i:min(i+step, len(stream))]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := a.finish(); err != nil { // a clean end: the last line is final
+			t.Fatal(err)
+		}
+		if err := rc.flush(); err != nil {
+			t.Fatal(err)
+		}
+		var want strings.Builder
+		lines := strings.Split(string(stream), "\n")
+		if lines[len(lines)-1] == "" {
+			lines = lines[:len(lines)-1]
+		}
+		for _, l := range lines {
+			if i := strings.IndexByte(l, ' '); i > 0 && i <= apiTimestampLen+6 {
+				if _, ok := parseTimestamp(l[:i]); ok {
+					l = l[i+1:]
+				}
+			}
+			want.WriteString(l)
+		}
+		got, _ := bodies(sink)
+		if joined := strings.Join(got, ""); joined != want.String() {
+			t.Fatalf("bodies %q\nwant joined %q", got, want.String())
+		}
+		if len(got) < len(lines) {
+			t.Fatalf("%d records for %d lines", len(got), len(lines))
+		}
+	})
+}
