@@ -278,6 +278,7 @@ func TestTemplate(t *testing.T) {
 			checkNamespaced(t, objs)
 			checkDeployments(t, objs)
 			checkServices(t, objs)
+			checkLogAccessRBAC(t, objs)
 			checkRules(t, objs, tc.promRules)
 			checkDashboardsShipped(t, objs)
 			if got["MutatingWebhookConfiguration"] > 0 {
@@ -361,6 +362,30 @@ func checkDeployments(t *testing.T, objs []object) {
 }
 
 // checkServices: every Service selects a Deployment's pods and targets a named port they have.
+// checkLogAccessRBAC: logSource api grants get on pods/log and nothing else,
+// per namespace, to service accounts of that namespace; nothing cluster-wide.
+func checkLogAccessRBAC(t *testing.T, objs []object) {
+	t.Helper()
+	for _, o := range objs {
+		if o.Kind == "ClusterRole" || o.Kind == "ClusterRoleBinding" {
+			t.Errorf("%s %s: the chart must grant nothing cluster-wide", o.Kind, o.Name)
+		}
+	}
+	for _, r := range ofKind[*rbacv1.Role](objs) {
+		want := []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}}}
+		if !reflect.DeepEqual(r.Rules, want) {
+			t.Errorf("Role %s/%s rules %+v, want only get pods/log", r.Namespace, r.Name, r.Rules)
+		}
+	}
+	for _, b := range ofKind[*rbacv1.RoleBinding](objs) {
+		for _, s := range b.Subjects {
+			if s.Kind != "ServiceAccount" || s.Namespace != b.Namespace {
+				t.Errorf("RoleBinding %s/%s binds %s %s/%s: want service accounts of its own namespace", b.Namespace, b.Name, s.Kind, s.Namespace, s.Name)
+			}
+		}
+	}
+}
+
 func checkServices(t *testing.T, objs []object) {
 	t.Helper()
 	for _, s := range ofKind[*corev1.Service](objs) {
