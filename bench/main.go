@@ -44,6 +44,7 @@ type options struct {
 	noRisk      bool
 	envMode     bool
 	traced      float64
+	memLimitMiB int
 }
 
 func main() {
@@ -53,6 +54,7 @@ func main() {
 	flag.DurationVar(&o.steady, "steady", 30*time.Second, "length of opsight's steady-state run (0 skips it)")
 	flag.IntVar(&o.steadyLines, "steady-lines", 10_000, "log lines per second in the steady-state run")
 	flag.IntVar(&o.steadySpans, "steady-spans", 1_000, "spans per second in the steady-state run")
+	flag.IntVar(&o.memLimitMiB, "steady-memlimit", 0, "run the steady sidecar in a memory cgroup with this limit in MiB and GOMEMLIMIT at 90% of it, as the chart does (needs root); 0: no limit")
 	flag.Float64Var(&o.traced, "steady-traced", 1, "share of reconciles whose span is sent in the steady-state run (sampling)")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up on one throughput run after this long")
 	flag.StringVar(&o.opsightBin, "opsight-bin", "", "operator-sidecar binary (default: build ./operator-sidecar)")
@@ -147,8 +149,12 @@ func run(o options) error {
 		}
 		fmt.Printf("\nsteady %d lines/s + %d spans/s (%.0f%% of reconciles traced) for %v (opsight, env mode: persistent queues to the sink, span metrics):\n",
 			o.steadyLines, o.steadySpans, 100*o.traced, o.steady)
-		fmt.Printf("  RSS median %.1f MiB, max %.1f MiB (second half), VmHWM %.1f MiB, CPU %.2f cores; delivered %d/%d lines, %d/%d spans\n",
-			mib(s.rssMedian), mib(s.rssMax), mib(s.peak), s.cores, s.linesOut, s.linesIn, s.spansOut, s.spansIn)
+		fmt.Printf("  RSS median %.1f MiB (anon %.1f, file %.1f), max %.1f MiB (second half), VmHWM %.1f MiB, CPU %.2f cores; delivered %d/%d lines, %d/%d spans\n",
+			mib(s.rssMedian), mib(s.anonMedian), mib(s.fileMedian), mib(s.rssMax), mib(s.peak), s.cores, s.linesOut, s.linesIn, s.spansOut, s.spansIn)
+		if o.memLimitMiB > 0 {
+			fmt.Printf("  under a %d MiB memory limit (GOMEMLIMIT %d MiB): working set median %.1f MiB, max %.1f MiB; OOM kills %d\n",
+				o.memLimitMiB, o.memLimitMiB*9/10, mib(s.wsMedian), mib(s.wsMax), s.oomKills)
+		}
 	}
 	return nil
 }

@@ -17,6 +17,8 @@ type procStats struct {
 	cpu     time.Duration // user + system
 	rss     int64         // VmRSS, bytes
 	peakRSS int64         // VmHWM (high-water mark), bytes
+	rssAnon int64         // RssAnon: heap, stacks (what GOMEMLIMIT governs)
+	rssFile int64         // RssFile: mapped files (the binary, bbolt's mmap)
 }
 
 func readProc(pid int) (procStats, error) {
@@ -55,6 +57,10 @@ func readProc(pid int) (procStats, error) {
 			dst = &ps.rss
 		case "VmHWM":
 			dst = &ps.peakRSS
+		case "RssAnon":
+			dst = &ps.rssAnon
+		case "RssFile":
+			dst = &ps.rssFile
 		default:
 			continue
 		}

@@ -21,6 +21,9 @@ import (
 // steadyResult is opsight's footprint at a steady load.
 type steadyResult struct {
 	rssMedian, rssMax, peak int64
+	anonMedian, fileMedian  int64 // the RSS median's parts
+	wsMedian, wsMax         int64 // cgroup working set (with -steady-memlimit)
+	oomKills                int64
 	cores                   float64 // CPU time / wall time over the second half
 	linesIn, linesOut       int64
 	spansIn, spansOut       int64
@@ -68,6 +71,17 @@ func runSteady(o options, bin string, sk *sink, work string) (steadyResult, erro
 		"OPSIGHT_METRICS_ADDR="+metricsAddr,
 		"POD_NAMESPACE=ops", "POD_NAME="+pod,
 	)
+	var cg *memCgroup
+	if o.memLimitMiB > 0 {
+		if cg, err = newMemCgroup(int64(o.memLimitMiB) << 20); err != nil {
+			return res, err
+		}
+		defer cg.remove()
+		if err := cg.wrap(cmd); err != nil {
+			return res, err
+		}
+		cmd.Env = append(cmd.Env, fmt.Sprintf("GOMEMLIMIT=%d", int64(o.memLimitMiB)<<20*9/10))
+	}
 	if err := cmd.Start(); err != nil {
 		return res, err
 	}
@@ -91,7 +105,7 @@ func runSteady(o options, bin string, sk *sink, work string) (steadyResult, erro
 	linesPerTick, spansPerTick := o.steadyLines/10, o.steadySpans/10
 	start := time.Now()
 	half := start.Add(o.steady / 2)
-	var rss []int64
+	var rss, anon, file, ws []int64
 	var cpuHalf time.Duration
 	nextSample := start.Add(time.Second)
 	for t := start; time.Since(start) < o.steady; t = t.Add(tick) {
@@ -129,6 +143,10 @@ func runSteady(o options, bin string, sk *sink, work string) (steadyResult, erro
 					cpuHalf = ps.cpu
 				}
 				rss = append(rss, ps.rss)
+				anon, file = append(anon, ps.rssAnon), append(file, ps.rssFile)
+				if cg != nil {
+					ws = append(ws, cg.workingSet())
+				}
 			}
 		}
 	}
@@ -139,9 +157,15 @@ func runSteady(o options, bin string, sk *sink, work string) (steadyResult, erro
 	}
 	res.peak = ps.peakRSS
 	res.cores = (ps.cpu - cpuHalf).Seconds() / end.Sub(half).Seconds()
-	sort.Slice(rss, func(i, j int) bool { return rss[i] < rss[j] })
+	for _, v := range [][]int64{rss, anon, file, ws} {
+		sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
+	}
 	if len(rss) > 0 {
 		res.rssMedian, res.rssMax = rss[len(rss)/2], rss[len(rss)-1]
+		res.anonMedian, res.fileMedian = anon[len(anon)/2], file[len(file)/2]
+	}
+	if len(ws) > 0 {
+		res.wsMedian, res.wsMax = ws[len(ws)/2], ws[len(ws)-1]
 	}
 	// Let the queues drain so the delivered counts are final.
 	deadline := time.Now().Add(30 * time.Second)
@@ -149,6 +173,9 @@ func runSteady(o options, bin string, sk *sink, work string) (steadyResult, erro
 		time.Sleep(200 * time.Millisecond)
 	}
 	res.linesOut, res.spansOut = sk.records.Load(), sk.spans.Load()
+	if cg != nil {
+		res.oomKills = cg.oomKills()
+	}
 	return res, nil
 }
 
