@@ -32,6 +32,7 @@ const (
 	apiRetryInitial = time.Second
 	apiRetryMax     = 30 * time.Second
 	apiChunkSize    = 64 << 10
+	apiChunks       = 4 // read ahead of the parser
 	// The kubelet prefixes each line with RFC3339NanoFixed and a space.
 	apiTimestampLen = len("2006-01-02T15:04:05.000000000Z")
 )
@@ -176,7 +177,6 @@ func (a *apiSource) run() {
 			a.report(err)
 			pause, retry = retry, min(retry*2, apiRetryMax)
 		case shipped:
-			retry, idle = apiRetryInitial, apiRestartWait
 			pause = idle
 		default:
 			// The container ended and has not restarted (back-off): each
@@ -258,13 +258,24 @@ func (a *apiSource) stream(previous bool) (bool, error) {
 	a.resuming, a.seenAtTS = a.pos.TS != 0, 0
 	a.cur, a.pending = apiLine{}, a.pending[:0]
 	before := a.shipped
-	chunks := make(chan []byte, 4)
+	// Buffers go round between the reader and this loop: feed copies what it
+	// keeps, so a chunk's buffer is free again once fed.
+	chunks, free := make(chan []byte, apiChunks-1), make(chan []byte, apiChunks)
+	for range apiChunks {
+		free <- make([]byte, apiChunkSize)
+	}
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(chunks)
 		for {
-			b := make([]byte, apiChunkSize)
-			n, err := resp.Body.Read(b)
+			var b []byte
+			select {
+			case b = <-free:
+			case <-ctx.Done():
+				readErr <- ctx.Err()
+				return
+			}
+			n, err := resp.Body.Read(b[:cap(b)])
 			if n > 0 {
 				select {
 				case chunks <- b[:n]:
@@ -299,7 +310,9 @@ func (a *apiSource) stream(previous bool) (bool, error) {
 			}
 			rc.now = nowTimestamp()
 			rc.readBytes += int64(len(b))
-			if err := a.feed(b); err != nil {
+			err := a.feed(b)
+			free <- b
+			if err != nil {
 				return a.shipped > before, err
 			}
 		case <-tick.C:
