@@ -2,10 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"go.opentelemetry.io/collector/otelcol"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/opsight/opsight/internal/conventions"
 )
 
 // The configuration the environment gives must load and validate against
@@ -64,3 +70,63 @@ func TestEnvConfigMissingInclude(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// The environment the webhook injects (its golden patched pods) is enough
+// for the sidecar to start, in both log sources: the two halves of the
+// contract cannot drift apart.
+func TestInjectedEnvValidates(t *testing.T) {
+	for _, golden := range []string{"operator_native.pod.json", "operator_api_regular.pod.json"} {
+		t.Run(golden, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("webhook", "testdata", "golden", golden))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var pod corev1.Pod
+			if err := json.Unmarshal(b, &pod); err != nil {
+				t.Fatal(err)
+			}
+			pod.Name, pod.UID, pod.Spec.NodeName = pod.GenerateName+"x2x4z", "uid-1", "node-1" // set by the API server and scheduler
+			var sidecar *corev1.Container
+			for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+				for i := range cs {
+					if cs[i].Name == conventions.SidecarContainer {
+						sidecar = &cs[i]
+					}
+				}
+			}
+			if sidecar == nil {
+				t.Fatalf("no %s container in %s", conventions.SidecarContainer, golden)
+			}
+			// Only what the webhook injects: the machine's own variables
+			// (a CI runner may well set CONTAINER_NAME) must not help.
+			for _, kv := range os.Environ() {
+				k, _, _ := strings.Cut(kv, "=")
+				switch {
+				case strings.HasPrefix(k, "OPSIGHT_"), k == conventions.EnvPodName, k == conventions.EnvPodNamespace,
+					k == conventions.EnvPodUID, k == conventions.EnvNodeName, k == conventions.EnvContainer:
+					t.Setenv(k, "")
+				}
+			}
+			fields := map[string]string{"metadata.name": pod.Name, "metadata.namespace": pod.Namespace,
+				"metadata.uid": string(pod.UID), "spec.nodeName": pod.Spec.NodeName}
+			for _, e := range sidecar.Env {
+				v := e.Value
+				if e.ValueFrom != nil {
+					var ok bool
+					if v, ok = fields[e.ValueFrom.FieldRef.FieldPath]; !ok {
+						t.Fatalf("env %s: field %s not resolved by this test", e.Name, e.ValueFrom.FieldRef.FieldPath)
+					}
+				}
+				t.Setenv(e.Name, v)
+			}
+			t.Setenv(conventions.EnvStateDir, t.TempDir())
+			col, err := otelcol.NewCollector(collectorSettings())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := col.DryRun(context.Background()); err != nil {
+				t.Fatalf("the injected environment does not start the sidecar: %v", err)
+			}
+		})
+	}
+}
