@@ -45,6 +45,8 @@ type options struct {
 	envMode     bool
 	traced      float64
 	memLimitMiB int
+	source      string // steady run's log source: file or api
+	podlogsBin  string
 }
 
 func main() {
@@ -54,6 +56,7 @@ func main() {
 	flag.DurationVar(&o.steady, "steady", 30*time.Second, "length of opsight's steady-state run (0 skips it)")
 	flag.IntVar(&o.steadyLines, "steady-lines", 10_000, "log lines per second in the steady-state run")
 	flag.IntVar(&o.steadySpans, "steady-spans", 1_000, "spans per second in the steady-state run")
+	flag.StringVar(&o.source, "steady-source", "file", "log source of the steady run: file (hostPath) or api (pods/log served by tools/podlogs, the kubelet's own reader)")
 	flag.IntVar(&o.memLimitMiB, "steady-memlimit", 0, "run the steady sidecar in a memory cgroup with this limit in MiB and GOMEMLIMIT at 90% of it, as the chart does (needs root); 0: no limit")
 	flag.Float64Var(&o.traced, "steady-traced", 1, "share of reconciles whose span is sent in the steady-state run (sampling)")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up on one throughput run after this long")
@@ -91,6 +94,15 @@ func run(o options) error {
 		if err := build(root, o.opsightBin, "./operator-sidecar"); err != nil {
 			return err
 		}
+	}
+	if o.source == "api" && o.steady > 0 && runOpsight {
+		o.podlogsBin = filepath.Join(work, "podlogs")
+		fmt.Fprintln(os.Stderr, "building tools/podlogs …")
+		if err := build(filepath.Join(root, "tools", "podlogs"), o.podlogsBin, "."); err != nil {
+			return err
+		}
+	} else if o.source != "file" && o.source != "api" {
+		return fmt.Errorf("-steady-source %q: want file or api", o.source)
 	}
 	if o.contribBin == "" && runContrib {
 		o.contribBin = filepath.Join(work, "otelcol-contrib-bench")
@@ -147,10 +159,13 @@ func run(o options) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("\nsteady %d lines/s + %d spans/s (%.0f%% of reconciles traced) for %v (opsight, env mode: persistent queues to the sink, span metrics):\n",
-			o.steadyLines, o.steadySpans, 100*o.traced, o.steady)
+		fmt.Printf("\nsteady %d lines/s + %d spans/s (%.0f%% of reconciles traced) for %v (opsight, env mode: persistent queues to the sink, span metrics; log source %s):\n",
+			o.steadyLines, o.steadySpans, 100*o.traced, o.steady, o.source)
 		fmt.Printf("  RSS median %.1f MiB (anon %.1f, file %.1f), max %.1f MiB (second half), VmHWM %.1f MiB, CPU %.2f cores; delivered %d/%d lines, %d/%d spans\n",
 			mib(s.rssMedian), mib(s.anonMedian), mib(s.fileMedian), mib(s.rssMax), mib(s.peak), s.cores, s.linesOut, s.linesIn, s.spansOut, s.spansIn)
+		if o.source == "api" {
+			fmt.Printf("  pods/log server (tools/podlogs: the kubelet's log reader, TLS, HTTP/2): CPU %.2f cores\n", s.serverCores)
+		}
 		if o.memLimitMiB > 0 {
 			fmt.Printf("  under a %d MiB memory limit (GOMEMLIMIT %d MiB): working set median %.1f MiB, max %.1f MiB; OOM kills %d\n",
 				o.memLimitMiB, o.memLimitMiB*9/10, mib(s.wsMedian), mib(s.wsMax), s.oomKills)

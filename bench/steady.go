@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +25,7 @@ type steadyResult struct {
 	anonMedian, fileMedian  int64 // the RSS median's parts
 	wsMedian, wsMax         int64 // cgroup working set (with -steady-memlimit)
 	oomKills                int64
+	serverCores             float64 // tools/podlogs, with -steady-source api
 	cores                   float64 // CPU time / wall time over the second half
 	linesIn, linesOut       int64
 	spansIn, spansOut       int64
@@ -60,7 +62,6 @@ func runSteady(o options, bin string, sk *sink, work string) (steadyResult, erro
 	cmd := exec.Command(bin)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(),
-		"OPSIGHT_LOG_INCLUDE="+filepath.Join(dir, "pods", "*", "*", "*.log*"),
 		"OPSIGHT_STATE_DIR="+filepath.Join(dir, "state"),
 		"OPSIGHT_REVISION=v1.0.0",
 		"OPSIGHT_CLUSTER=bench",
@@ -69,8 +70,20 @@ func runSteady(o options, bin string, sk *sink, work string) (steadyResult, erro
 		"OPSIGHT_OTLP_HTTP_ADDR="+otlpHTTP,
 		"OPSIGHT_OTLP_GRPC_ADDR="+grpcAddr,
 		"OPSIGHT_METRICS_ADDR="+metricsAddr,
-		"POD_NAMESPACE=ops", "POD_NAME="+pod,
+		"POD_NAMESPACE=ops", "POD_NAME="+pod, "CONTAINER_NAME=manager",
 	)
+	var server *exec.Cmd
+	if o.source == "api" {
+		env, srv, err := startPodLogs(o.podlogsBin, dir)
+		if err != nil {
+			return res, err
+		}
+		server = srv
+		defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
+		cmd.Env = append(cmd.Env, env...)
+	} else {
+		cmd.Env = append(cmd.Env, "OPSIGHT_LOG_INCLUDE="+filepath.Join(dir, "pods", "*", "*", "*.log*"))
+	}
 	var cg *memCgroup
 	if o.memLimitMiB > 0 {
 		if cg, err = newMemCgroup(int64(o.memLimitMiB) << 20); err != nil {
@@ -106,7 +119,7 @@ func runSteady(o options, bin string, sk *sink, work string) (steadyResult, erro
 	start := time.Now()
 	half := start.Add(o.steady / 2)
 	var rss, anon, file, ws []int64
-	var cpuHalf time.Duration
+	var cpuHalf, serverHalf time.Duration
 	nextSample := start.Add(time.Second)
 	for t := start; time.Since(start) < o.steady; t = t.Add(tick) {
 		time.Sleep(time.Until(t))
@@ -141,6 +154,11 @@ func runSteady(o options, bin string, sk *sink, work string) (steadyResult, erro
 			if time.Now().After(half) {
 				if cpuHalf == 0 {
 					cpuHalf = ps.cpu
+					if server != nil {
+						if sp, err := readProc(server.Process.Pid); err == nil {
+							serverHalf = sp.cpu
+						}
+					}
 				}
 				rss = append(rss, ps.rss)
 				anon, file = append(anon, ps.rssAnon), append(file, ps.rssFile)
@@ -156,6 +174,11 @@ func runSteady(o options, bin string, sk *sink, work string) (steadyResult, erro
 		return res, err
 	}
 	res.peak = ps.peakRSS
+	if server != nil {
+		if sp, err := readProc(server.Process.Pid); err == nil {
+			res.serverCores = (sp.cpu - serverHalf).Seconds() / end.Sub(half).Seconds()
+		}
+	}
 	res.cores = (ps.cpu - cpuHalf).Seconds() / end.Sub(half).Seconds()
 	for _, v := range [][]int64{rss, anon, file, ws} {
 		sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
@@ -233,4 +256,41 @@ func waitHTTP(url string, timeout time.Duration) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// startPodLogs serves dir/pods through tools/podlogs and returns the
+// sidecar's environment for OPSIGHT_LOG_SOURCE=api.
+func startPodLogs(bin, dir string) ([]string, *exec.Cmd, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, nil, err
+	}
+	sa := filepath.Join(dir, "serviceaccount")
+	logf, err := os.Create(filepath.Join(dir, "podlogs.log"))
+	if err != nil {
+		return nil, nil, err
+	}
+	srv := exec.Command(bin, "--listen", addr, "--pods-dir", filepath.Join(dir, "pods"), "--sa-dir", sa, "--namespace", "ops")
+	srv.Stdout, srv.Stderr = logf, logf
+	if err := srv.Start(); err != nil {
+		return nil, nil, err
+	}
+	logf.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, errCA := os.Stat(filepath.Join(sa, "ca.crt"))
+		c, errDial := net.Dial("tcp", addr)
+		if errCA == nil && errDial == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = srv.Process.Kill()
+			return nil, nil, fmt.Errorf("podlogs not ready after 30 s (log %s)", logf.Name())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	return []string{"OPSIGHT_LOG_SOURCE=api", "KUBERNETES_SERVICE_HOST=" + host, "KUBERNETES_SERVICE_PORT=" + port,
+		"OPSIGHT_SERVICE_ACCOUNT_DIR=" + sa}, srv, nil
 }
