@@ -214,13 +214,28 @@ func (r *reader) readAll(all bool) error {
 		budget -= int64(m)
 		r.rc.readBytes += int64(m)
 		r.rc.now = nowTimestamp()
+		filled := r.n+m == len(r.buf)
 		r.n += m
+		if filled && len(r.buf) < r.rc.largeBuf() {
+			r.resizeBuf(r.rc.largeBuf()) // a backlog: read it in larger pieces
+		}
 		if err := r.lines(); err != nil {
 			return err
 		}
 	}
 	r.rc.more = true
 	return nil
+}
+
+// resizeBuf replaces the buffer by one of size, keeping its unread bytes;
+// it never shrinks below them.
+func (r *reader) resizeBuf(size int) {
+	if size == len(r.buf) || size < r.n {
+		return
+	}
+	b := make([]byte, size)
+	copy(b, r.buf[:r.n])
+	r.buf = b
 }
 
 // lines turns every complete line in the buffer into records.

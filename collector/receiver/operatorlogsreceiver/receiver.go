@@ -39,7 +39,11 @@ const (
 	// maxReadPerPoll keeps one file with a large backlog from starving the
 	// others: after this many bytes the next file gets its turn.
 	maxReadPerPoll = 8 << 20
-	minBufSize     = 1 << 20
+	// A reader's buffer: small while it keeps up (a steady sidecar holds
+	// less), grown for a backlog (fewer, larger reads), at least
+	// max_line_size + 64 KiB either way.
+	smallBufSize = 256 << 10
+	largeBufSize = 1 << 20
 	// Retry of a batch refused by the pipeline (memory_limiter, a full queue).
 	retryInitial = 100 * time.Millisecond
 	retryMax     = 5 * time.Second
@@ -270,6 +274,7 @@ func (rc *operatorLogsReceiver) poll() error {
 		}
 		if r.readOff() == before && r.readOff() >= size {
 			r.idle++
+			r.resizeBuf(rc.smallBuf()) // caught up: give the backlog's buffer back
 		} else {
 			r.idle = 0
 		}
@@ -403,17 +408,16 @@ func (rc *operatorLogsReceiver) open(p string, fi os.FileInfo) *reader {
 }
 
 func (rc *operatorLogsReceiver) newReader(f *os.File, fi os.FileInfo, p string, fp []byte) *reader {
-	size := rc.cfg.MaxLineSize + 64<<10
-	if size < minBufSize {
-		size = minBufSize
-	}
-	r := &reader{rc: rc, f: f, info: fi, fp: fp, buf: make([]byte, size)}
+	r := &reader{rc: rc, f: f, info: fi, fp: fp, buf: make([]byte, rc.smallBuf())}
 	if rc.cfg.Format != FormatAuto {
 		r.format = rc.cfg.Format
 	}
 	r.setPath(p)
 	return r
 }
+
+func (rc *operatorLogsReceiver) smallBuf() int { return max(smallBufSize, rc.cfg.MaxLineSize+64<<10) }
+func (rc *operatorLogsReceiver) largeBuf() int { return max(largeBufSize, rc.smallBuf()) }
 
 // findKnown returns the index of the checkpoint whose fingerprint the file
 // starts with, preferring the longest (most specific) fingerprint.

@@ -209,3 +209,26 @@ func TestSymlinkAliasReadOnce(t *testing.T) {
 		t.Errorf("%d readers for one file", len(rc.readers))
 	}
 }
+
+// A backlog grows the read buffer; once the reader has caught up the large
+// buffer is given back, and the lines are the same either way.
+func TestReadBufferGrowsForBacklogOnly(t *testing.T) {
+	dir := podLogDir(t)
+	path := filepath.Join(dir, "0.log")
+	appendFile(t, path, lines(0, 30000)) // ~2.3 MiB: several large reads
+	rc, sink, _ := manual(t, filepath.Join(dir, "*.log"))
+	pollOK(t, rc)
+	if got := len(rc.readers[0].buf); got != rc.largeBuf() {
+		t.Errorf("buffer after a backlog poll = %d, want the large %d", got, rc.largeBuf())
+	}
+	pollOK(t, rc) // nothing new: caught up
+	if got := len(rc.readers[0].buf); got != rc.smallBuf() {
+		t.Errorf("buffer once caught up = %d, want the small %d", got, rc.smallBuf())
+	}
+	appendFile(t, path, lines(30000, 30010))
+	pollOK(t, rc)
+	if got := len(rc.readers[0].buf); got != rc.smallBuf() {
+		t.Errorf("buffer after a small read = %d, want the small %d", got, rc.smallBuf())
+	}
+	wantExactly(t, sink, 30010)
+}
