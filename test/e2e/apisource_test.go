@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -137,6 +138,9 @@ func TestAPISourceKill9AndContainerRestart(t *testing.T) {
 	if missing > 0 || !complete {
 		t.Fatalf("%d of %d lines never arrived (missing seq ranges %v)\nsidecar log tail:\n%s\npodlogs log tail:\n%s",
 			missing, total, gaps, sc.logs(), lastLines(api.Logs(), 30))
+	}
+	if full, _ := os.ReadFile(sc.logPath); strings.Contains(string(full), "no longer served") {
+		t.Errorf("the sidecar reported a rotated-away gap, but every rotation happened while it streamed")
 	}
 	if maxDup := kills * 2_000; dups > maxDup {
 		t.Errorf("%d duplicates after %d kills, want ≤ %d (one in-flight batch per kill)", dups, kills, maxDup)

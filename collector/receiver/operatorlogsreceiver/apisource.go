@@ -64,6 +64,11 @@ type apiSource struct {
 	pos      apiPosition
 	resuming bool // skipping what pos says was shipped
 	seenAtTS int  // lines stamped pos.TS seen since resuming started
+	// found: in this round a stream held the line at pos (previous or
+	// current instance). A round that goes on past pos without finding it
+	// lost what the kubelet rotated away meanwhile, if anything; anchored
+	// is false when pos is not a line's (start_at: end).
+	found, anchored bool
 
 	cur     apiLine
 	pending []byte // bytes of the stream not yet handled (no newline yet)
@@ -138,7 +143,7 @@ func (a *apiSource) podKey() string {
 func (a *apiSource) restore(p *apiPosition, fresh bool) {
 	switch {
 	case p != nil && p.Pod == a.podKey():
-		a.pos = *p
+		a.pos, a.anchored = *p, p.TS != 0
 	case p != nil:
 		a.rc.logger.Warn("operatorlogs: the stored position belongs to another container; reading this one from its beginning",
 			zap.String("stored", p.Pod), zap.String("container", a.podKey()))
@@ -154,6 +159,7 @@ func (a *apiSource) run() {
 	rc := a.rc
 	retry, idle := apiRetryInitial, apiRestartWait
 	for rc.ctx.Err() == nil {
+		a.found = false
 		// 400 when there is no previous instance: nothing to drain.
 		_, err := a.stream(true)
 		if err != nil && !isStatus(err, http.StatusBadRequest) && rc.ctx.Err() == nil {
@@ -470,6 +476,7 @@ func (a *apiSource) begin(l *apiLine) {
 			l.skipAll = true
 			return
 		case l.ts == a.pos.TS:
+			a.found = true
 			i := a.seenAtTS
 			a.seenAtTS++
 			if i < a.pos.Lines {
@@ -485,6 +492,11 @@ func (a *apiSource) begin(l *apiLine) {
 			return
 		}
 		a.resuming = false
+		if a.anchored && !a.found {
+			a.rc.logger.Warn("operatorlogs: the log line the checkpoint points at is no longer served by the API: the kubelet rotated the file away (or the container restarted twice) while the stream was down; lines written in between are lost unless they are in the node's rotated files (hostPath mode reads those)",
+				zap.String("container", a.podKey()), zap.Time("last_shipped", time.Unix(0, int64(a.pos.TS))),
+				zap.Time("next_served", time.Unix(0, int64(l.ts))))
+		}
 	}
 	if l.ts != a.pos.TS {
 		a.pos = apiPosition{Pod: a.pos.Pod, TS: l.ts}
@@ -492,6 +504,7 @@ func (a *apiSource) begin(l *apiLine) {
 }
 
 func (a *apiSource) emit(body string, truncated bool) {
+	a.anchored = true
 	a.rc.appendRecord(&a.res, body, a.cur.ts, streamUnknown, truncated, a.cur.bad)
 	a.shipped++
 }

@@ -58,6 +58,14 @@ func (f *podLogsFaults) add(lines ...apiTestLine) {
 	f.wake = make(chan struct{})
 }
 
+// rotate moves the current instance's lines out of reach, as the kubelet's
+// rename of N.log does: the API serves only the live file.
+func (f *podLogsFaults) rotate() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.instances[len(f.instances)-1] = nil
+}
+
 // restart ends the current instance and starts the next (kubelet: N+1.log).
 func (f *podLogsFaults) restart() {
 	f.mu.Lock()
@@ -410,6 +418,60 @@ func TestAPIRefusalsAreExplainedAndRetried(t *testing.T) {
 				t.Errorf("recovery not logged")
 			}
 		})
+	}
+}
+
+// A checkpoint whose line the API no longer serves (rotated away while the
+// sidecar was down) is reported with the time range that may be lost; a
+// plain restart is not.
+func TestAPIReportsRotatedAwayGap(t *testing.T) {
+	fx := newAPIFixture(t)
+	storageID := component.MustNewID("file_storage")
+	fx.cfg.Storage = &storageID
+	stateDir := t.TempDir()
+	rng := rand.New(rand.NewPCG(5, 6))
+	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	run := func(want []apiTestLine) *observer.ObservedLogs {
+		core, logs := observer.New(zap.InfoLevel)
+		set := testSettings(t)
+		set.Logger = zap.New(core)
+		_, host := newFileStorage(t, stateDir)
+		sink := new(consumertest.LogsSink)
+		r, err := newFactory(factoryOptions{metrics: selftelemetry.New()}).CreateLogs(context.Background(), set, fx.cfg, sink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Start(context.Background(), host); err != nil {
+			t.Fatal(err)
+		}
+		eventuallyLines(t, sink, want)
+		if err := r.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		wantExactlyOnce(t, sink, want)
+		return logs
+	}
+	first := generateLines(rng, 100, 0, at, fx.cfg.MaxLineSize)
+	fx.faults.add(first...)
+	run(first)
+	more := generateLines(rng, 100, 100, first[len(first)-1].ts, fx.cfg.MaxLineSize)
+	fx.faults.add(more...)
+	if logs := run(more); logs.FilterMessageSnippet("no longer served").Len() != 0 {
+		t.Errorf("gap reported after a plain restart: %v", logs.FilterMessageSnippet("no longer served").All())
+	}
+	lost := generateLines(rng, 100, 200, more[len(more)-1].ts, fx.cfg.MaxLineSize)
+	fx.faults.add(lost...)
+	fx.faults.rotate()
+	after := generateLines(rng, 100, 300, lost[len(lost)-1].ts.Add(time.Second), fx.cfg.MaxLineSize)
+	fx.faults.add(after...)
+	logs := run(after)
+	gap := logs.FilterMessageSnippet("no longer served").All()
+	if len(gap) != 1 {
+		t.Fatalf("want one gap report, got %d", len(gap))
+	}
+	f := gap[0].ContextMap()
+	if !f["last_shipped"].(time.Time).Equal(more[len(more)-1].ts) || !f["next_served"].(time.Time).Equal(after[0].ts) {
+		t.Errorf("gap reported as %v .. %v, want %v .. %v", f["last_shipped"], f["next_served"], more[len(more)-1].ts, after[0].ts)
 	}
 }
 
