@@ -135,40 +135,37 @@ func (s Settings) Includes() []string {
 	return []string{fmt.Sprintf("/var/log/pods/%s_%s_*/%s/*.log*", s.PodNamespace, s.PodName, container)}
 }
 
-// Config returns the collector configuration as a map ready for YAML.
-func (s Settings) Config() map[string]any {
-	storageDir := filepath.Join(s.StateDir, "storage")
-	outDir := filepath.Join(s.StateDir, "out")
-	// Compressed rotations (.gz) are never read, nor kubelet's half-written
-	// .tmp; plain rotations are, so lines renamed away while the sidecar was
-	// down are still read (by fingerprint, once). Globs are filepath.Match
-	// patterns, so the excludes mirror each include's directory.
+// excludes keeps compressed rotations (.gz, never read) and kubelet's
+// half-written .tmp out of every include's directory (filepath.Match globs
+// cannot say "not"); plain rotations stay in, so lines renamed away while the
+// sidecar was down are still read (by fingerprint, once). Without
+// CONTAINER_NAME every container of the pod is tailed but ours.
+func (s Settings) excludes() []string {
 	var exclude []string
 	for _, g := range s.Includes() {
 		dir := filepath.Dir(g)
 		exclude = append(exclude, filepath.Join(dir, "*.gz"), filepath.Join(dir, "*.tmp"))
 	}
 	if len(s.LogInclude) == 0 && s.Container == "" {
-		// Every container of the pod but ours: never tail our own output.
 		exclude = append(exclude, fmt.Sprintf("/var/log/pods/%s_%s_*/%s/*", s.PodNamespace, s.PodName, conventions.SidecarContainer))
 	}
-	recv := map[string]any{
-		"include":  s.Includes(),
-		"exclude":  exclude,
-		"start_at": "beginning",
-		"storage":  "file_storage",
-	}
+	return exclude
+}
+
+// Config returns the collector configuration as a map ready for YAML.
+func (s Settings) Config() map[string]any {
+	storageDir := filepath.Join(s.StateDir, "storage")
+	outDir := filepath.Join(s.StateDir, "out")
+	recv := map[string]any{"start_at": "beginning", "storage": "file_storage"}
 	if s.LogSource == LogSourceAPI {
-		recv = map[string]any{
-			"source": LogSourceAPI,
-			"api": map[string]any{
-				"namespace": s.PodNamespace, "pod": s.PodName, "container": s.Container,
-				"token_file": filepath.Join(s.ServiceAccountDir, "token"),
-				"ca_file":    filepath.Join(s.ServiceAccountDir, "ca.crt"),
-			},
-			"start_at": "beginning",
-			"storage":  "file_storage",
+		recv["source"] = LogSourceAPI
+		recv["api"] = map[string]any{
+			"namespace": s.PodNamespace, "pod": s.PodName, "container": s.Container,
+			"token_file": filepath.Join(s.ServiceAccountDir, "token"),
+			"ca_file":    filepath.Join(s.ServiceAccountDir, "ca.crt"),
 		}
+	} else {
+		recv["include"], recv["exclude"] = s.Includes(), s.excludes()
 	}
 	enrich := map[string]any{}
 	if s.Revision != "" {
