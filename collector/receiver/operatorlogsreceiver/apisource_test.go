@@ -31,7 +31,6 @@ import (
 type podLogsFaults struct {
 	mu        sync.Mutex
 	instances [][]apiTestLine // restarts of the container; the last is current
-	ended     bool            // the current instance stopped
 	token     string
 	status    int                 // non-zero: refuse every request with it
 	tear      func(req int) int   // bytes to write before cutting the connection; 0: none
@@ -122,6 +121,9 @@ func (f *podLogsFaults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	written, sent := 0, 0
 	for {
 		f.mu.Lock()
+		if sent > len(f.instances[inst]) {
+			sent = 0 // rotated: the new live file is read from its start
+		}
 		lines := f.instances[inst][sent:]
 		current := inst == len(f.instances)-1
 		wake := f.wake
