@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -48,40 +47,16 @@ func TestAPISourceKill9AndContainerRestart(t *testing.T) {
 		"CONTAINER_NAME":              "manager",
 	})
 	seq := 0
-	write := func(w *simoperator.CRIWriter, n int, pause time.Duration) error {
-		for i := 0; i < n; i++ {
-			line := fmt.Sprintf(`{"level":"info","ts":"%s","logger":"controller.widget","msg":"Reconciling","controller":"widget","reconcileID":"r-%d","seq":%d}`,
-				time.Now().UTC().Format(time.RFC3339Nano), seq/4, seq)
-			if err := w.WriteLine(time.Now(), "stderr", line); err != nil {
-				return err
-			}
-			seq++
-			if i%1000 == 999 {
-				time.Sleep(pause)
-			}
-		}
-		return nil
+	write := func(w *simoperator.CRIWriter, n int, pause time.Duration) (err error) {
+		seq, err = writeReconcileLines(w, seq, n, pause)
+		return err
 	}
 	sc.start()
 
 	// 1. kill -9 while instance 0 writes (~15k lines/s).
 	written := make(chan error, 1)
 	go func() { written <- write(w0, firstRun, 60*time.Millisecond) }()
-	rng := rand.New(rand.NewPCG(3, 4))
-	kills := 0
-	for done := false; !done; {
-		select {
-		case err := <-written:
-			if err != nil {
-				t.Fatal(err)
-			}
-			done = true
-		case <-time.After(time.Duration(1000+rng.IntN(1500)) * time.Millisecond):
-			sc.stop(syscall.SIGKILL)
-			kills++
-			sc.start()
-		}
-	}
+	kills := killWhile(t, sc, written, rand.New(rand.NewPCG(3, 4)), time.Second, 1500*time.Millisecond)
 
 	// 2. Down: instance 0 writes on, ends, and instance 1 starts.
 	sc.stop(syscall.SIGKILL)
@@ -110,22 +85,7 @@ func TestAPISourceKill9AndContainerRestart(t *testing.T) {
 	complete := waitFor(120*time.Second, func() bool { return len(seqCount(readNDJSON(t, out))) >= total })
 	sc.stop(syscall.SIGTERM)
 	seen := seqCount(readNDJSON(t, out))
-	missing, dups := 0, 0
-	var gaps []string
-	for i := 0; i < total; i++ {
-		switch n := seen[i]; {
-		case n == 0:
-			if missing == 0 || seen[i-1] != 0 {
-				gaps = append(gaps, fmt.Sprintf("%d-", i))
-			}
-			if i+1 == total || seen[i+1] != 0 {
-				gaps[len(gaps)-1] += fmt.Sprint(i)
-			}
-			missing++
-		case n > 1:
-			dups += n - 1
-		}
-	}
+	missing, dups, gaps := tally(seen, total)
 	previous := strings.Count(api.Logs(), "previous=true")
 	t.Logf("api source: kill -9 restarts %d, lines %d, container restarts 1, rotations while followed %d, pods/log requests with previous=true %d, missing %d, duplicates %d (%.3f%%)",
 		kills, total, w1.Rotations(), previous, missing, dups, 100*float64(dups)/float64(total))

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opsight/opsight/internal/simoperator"
 	"github.com/opsight/opsight/internal/testservers"
 )
 
@@ -177,4 +179,60 @@ func (s *sidecar) stateDir() string {
 		}
 	}
 	return ""
+}
+
+// writeReconcileLines writes n controller-runtime lines numbered seq, seq+1,
+// …, pausing after every 1000 (the write rate), and returns the next seq.
+func writeReconcileLines(w *simoperator.CRIWriter, seq, n int, pause time.Duration) (int, error) {
+	for i := 0; i < n; i, seq = i+1, seq+1 {
+		line := fmt.Sprintf(`{"level":"info","ts":"%s","logger":"controller.widget","msg":"Reconciling","controller":"widget","reconcileID":"r-%d","seq":%d}`,
+			time.Now().UTC().Format(time.RFC3339Nano), seq/4, seq)
+		if err := w.WriteLine(time.Now(), "stderr", line); err != nil {
+			return seq, err
+		}
+		if i%1000 == 999 {
+			time.Sleep(pause)
+		}
+	}
+	return seq, nil
+}
+
+// killWhile kills sc with SIGKILL and starts it again, at random intervals
+// of minGap plus up to spread, until work reports; it returns the kills.
+func killWhile(t *testing.T, sc *sidecar, work <-chan error, rng *rand.Rand, minGap, spread time.Duration) int {
+	t.Helper()
+	kills := 0
+	for {
+		select {
+		case err := <-work:
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kills
+		case <-time.After(minGap + time.Duration(rng.Int64N(int64(spread)))):
+			sc.stop(syscall.SIGKILL)
+			kills++
+			sc.start()
+		}
+	}
+}
+
+// tally checks seq ids 0..total-1 against what arrived: how many never did
+// (and their ranges, for the failure message) and how many arrived again.
+func tally(seen map[int]int, total int) (missing, dups int, gaps []string) {
+	for i := 0; i < total; i++ {
+		switch n := seen[i]; {
+		case n == 0:
+			if missing == 0 || seen[i-1] != 0 {
+				gaps = append(gaps, fmt.Sprintf("%d-", i))
+			}
+			if i+1 == total || seen[i+1] != 0 {
+				gaps[len(gaps)-1] += fmt.Sprint(i)
+			}
+			missing++
+		case n > 1:
+			dups += n - 1
+		}
+	}
+	return missing, dups, gaps
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"syscall"
@@ -38,56 +37,18 @@ func TestKill9Restarts(t *testing.T) {
 
 	written := make(chan error, 1)
 	go func() {
-		defer close(written)
-		for i := 0; i < lines; i++ {
-			line := fmt.Sprintf(`{"level":"info","ts":"%s","logger":"controller.widget","msg":"Reconciling","controller":"widget","reconcileID":"r-%d","seq":%d}`,
-				time.Now().UTC().Format(time.RFC3339Nano), i/4, i)
-			if err := w.WriteLine(time.Now(), "stderr", line); err != nil {
-				written <- err
-				return
-			}
-			if i%1000 == 999 {
-				time.Sleep(40 * time.Millisecond) // ~25k lines/s
-			}
+		_, err := writeReconcileLines(w, 0, lines, 40*time.Millisecond) // ~25k lines/s
+		if err == nil {
+			err = w.Close()
 		}
-		written <- w.Close()
+		written <- err
 	}()
-
-	rng := rand.New(rand.NewPCG(1, 2))
-	kills := 0
-	for done := false; !done; {
-		select {
-		case err := <-written:
-			if err != nil {
-				t.Fatal(err)
-			}
-			done = true
-		case <-time.After(time.Duration(1500+rng.IntN(1500)) * time.Millisecond):
-			sc.stop(syscall.SIGKILL)
-			kills++
-			sc.start()
-		}
-	}
+	kills := killWhile(t, sc, written, rand.New(rand.NewPCG(1, 2)), 1500*time.Millisecond, 1500*time.Millisecond)
 	out := filepath.Join(state, "out")
 	complete := waitFor(120*time.Second, func() bool { return len(seqCount(readNDJSON(t, out))) >= lines })
 	sc.stop(syscall.SIGTERM)
 	seen := seqCount(readNDJSON(t, out))
-	missing, dups := 0, 0
-	var gaps []string // missing seq ranges, for the failure message
-	for i := 0; i < lines; i++ {
-		switch n := seen[i]; {
-		case n == 0:
-			if missing == 0 || seen[i-1] != 0 {
-				gaps = append(gaps, fmt.Sprintf("%d-", i))
-			}
-			if i+1 == lines || seen[i+1] != 0 {
-				gaps[len(gaps)-1] += fmt.Sprint(i)
-			}
-			missing++
-		case n > 1:
-			dups += n - 1
-		}
-	}
+	missing, dups, gaps := tally(seen, lines)
 	t.Logf("kill -9 restarts: %d, lines %d, rotations %d, missing %d, duplicates %d (%.3f%%)", kills, lines, w.Rotations(), missing, dups, 100*float64(dups)/lines)
 	if kills < 3 {
 		t.Errorf("only %d kills happened; the test needs at least 3", kills)
