@@ -203,22 +203,13 @@ func generateLines(rng *rand.Rand, n, first int, at time.Time, maxLine int) []ap
 	return out
 }
 
-// bodies returns every record's body and timestamp in delivery order.
-func bodies(sink *consumertest.LogsSink) (out []string, stamps []time.Time) {
-	for _, ld := range sink.AllLogs() {
-		rls := ld.ResourceLogs()
-		for i := 0; i < rls.Len(); i++ {
-			sls := rls.At(i).ScopeLogs()
-			for j := 0; j < sls.Len(); j++ {
-				recs := sls.At(j).LogRecords()
-				for k := 0; k < recs.Len(); k++ {
-					out = append(out, recs.At(k).Body().Str())
-					stamps = append(stamps, recs.At(k).Timestamp().AsTime())
-				}
-			}
-		}
+// joinBodies is every record's body in delivery order, concatenated.
+func joinBodies(recs []rec) string {
+	var b strings.Builder
+	for _, r := range recs {
+		b.WriteString(r.body)
 	}
-	return out, stamps
+	return b.String()
 }
 
 // wantExactlyOnce compares what arrived with what was written: the bodies,
@@ -226,12 +217,12 @@ func bodies(sink *consumertest.LogsSink) (out []string, stamps []time.Time) {
 // and each record keeps its line's timestamp.
 func wantExactlyOnce(t *testing.T, sink *consumertest.LogsSink, lines []apiTestLine) {
 	t.Helper()
-	got, stamps := bodies(sink)
+	got := records(sink.AllLogs())
 	var want strings.Builder
 	for _, l := range lines {
 		want.WriteString(l.text)
 	}
-	joined := strings.Join(got, "")
+	joined := joinBodies(got)
 	if joined != want.String() {
 		at := 0
 		for at < len(joined) && at < want.Len() && joined[at] == want.String()[at] {
@@ -242,11 +233,11 @@ func wantExactlyOnce(t *testing.T, sink *consumertest.LogsSink, lines []apiTestL
 	}
 	// Timestamps: walk the records against the lines.
 	li, off := 0, 0
-	for i, b := range got {
-		if !stamps[i].Equal(lines[li].ts) {
-			t.Fatalf("record %d (%.60q) has timestamp %v, want %v", i, b, stamps[i], lines[li].ts)
+	for i, r := range got {
+		if ts := time.Unix(0, int64(r.ts)); !ts.Equal(lines[li].ts) {
+			t.Fatalf("record %d (%.60q) has timestamp %v, want %v", i, r.body, ts, lines[li].ts)
 		}
-		off += len(b)
+		off += len(r.body)
 		if off == len(lines[li].text) {
 			li, off = li+1, 0
 		}
@@ -260,12 +251,7 @@ func eventuallyLines(t *testing.T, sink *consumertest.LogsSink, lines []apiTestL
 		total += len(l.text)
 	}
 	eventually(t, fmt.Sprintf("%d bytes of lines", total), 30*time.Second, func() bool {
-		got, _ := bodies(sink)
-		n := 0
-		for _, b := range got {
-			n += len(b)
-		}
-		return n >= total
+		return len(joinBodies(records(sink.AllLogs()))) >= total
 	})
 }
 
@@ -553,9 +539,9 @@ func FuzzAPIStream(f *testing.F) {
 			}
 			want.WriteString(l)
 		}
-		got, _ := bodies(sink)
-		if joined := strings.Join(got, ""); joined != want.String() {
-			t.Fatalf("bodies %q\nwant joined %q", got, want.String())
+		got := records(sink.AllLogs())
+		if joined := joinBodies(got); joined != want.String() {
+			t.Fatalf("records %+v\nwant joined bodies %q", got, want.String())
 		}
 		if len(got) < len(lines) {
 			t.Fatalf("%d records for %d lines", len(got), len(lines))
