@@ -113,6 +113,18 @@ const (
 	MetricExportFailed   = "opsight_export_failed_total"  // exporter, reason
 	MetricExportQueue    = "opsight_export_queue_size"    // exporter
 	MetricExportDropped  = "opsight_export_dropped_total" // exporter, reason
+	// MetricExportRefused counts entries the backend refused (Loki's partial
+	// 400), by the backend's reason; each is then re-sent or dead-lettered.
+	MetricExportRefused = "opsight_export_refused_total" // exporter, reason
+	// MetricExportAdjusted counts entries changed so the backend accepts
+	// them: restamped, split, label_truncated, metadata_truncated.
+	MetricExportAdjusted = "opsight_export_adjusted_total" // exporter, adjustment
+	// MetricExportDeadLetter counts entries written to the dead-letter file
+	// under the state directory: refused and not fixable, never dropped.
+	MetricExportDeadLetter = "opsight_export_dead_letter_total" // exporter, reason
+	// MetricSpanServiceMismatch counts spans that arrived with another
+	// service.name than the pod's service identity.
+	MetricSpanServiceMismatch = "opsight_span_service_mismatch_total" // span_service
 
 	MetricSamplingDecisions = "opsight_sampling_decisions_total" // key, decision
 	MetricSamplingRate      = "opsight_sampling_rate"            // key
@@ -152,6 +164,10 @@ const (
 	EnvPodUID       = "POD_UID"
 	EnvLogSource    = "OPSIGHT_LOG_SOURCE"  // file (tail the hostPath) or api (stream pods/log)
 	EnvQueueBytes   = "OPSIGHT_QUEUE_BYTES" // bound of the persistent sending queues (default: 25% of free disk, ≤ 1 GiB)
+	// EnvStateLimitBytes is the size limit of the state directory's volume
+	// (the webhook passes its emptyDir sizeLimit); every on-disk budget
+	// derives from it.
+	EnvStateLimitBytes = "OPSIGHT_STATE_LIMIT_BYTES"
 	// EnvServiceAccountDir holds token and ca.crt for OPSIGHT_LOG_SOURCE=api
 	// (default: the pod's /var/run/secrets/kubernetes.io/serviceaccount).
 	EnvServiceAccountDir = "OPSIGHT_SERVICE_ACCOUNT_DIR"

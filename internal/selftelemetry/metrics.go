@@ -36,6 +36,16 @@ type Metrics struct {
 	// _dropped_total come from the exporterhelper of every wrapped exporter
 	// (see WrapExporter), so they cannot disagree with what it really did.
 	ExportFailed *prometheus.CounterVec // exporter, reason
+	// ExportRefused, ExportAdjusted and ExportDeadLetter account for every
+	// entry a backend would refuse or did refuse: fixed and re-sent, or kept
+	// in the dead-letter file.
+	ExportRefused    *prometheus.CounterVec // exporter, reason
+	ExportAdjusted   *prometheus.CounterVec // exporter, adjustment
+	ExportDeadLetter *prometheus.CounterVec // exporter, reason
+
+	// SpanServiceMismatch counts spans whose service.name differed from the
+	// pod's service identity (they are re-labelled, not split).
+	SpanServiceMismatch *prometheus.CounterVec // span_service
 
 	SpanDuration *prometheus.HistogramVec // conventions.SpanMetricLabels
 	SpanCalls    *prometheus.CounterVec   // conventions.SpanMetricLabels
@@ -67,6 +77,18 @@ func New() *Metrics {
 	m.ExportFailed = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: conventions.MetricExportFailed, Help: "Failed send attempts, by exporter and reason; retried unless the reason is permanent.",
 	}, []string{"exporter", "reason"})
+	m.ExportRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: conventions.MetricExportRefused, Help: "Entries the backend refused, by exporter and the backend's reason; each is re-sent fixed or dead-lettered.",
+	}, []string{"exporter", "reason"})
+	m.ExportAdjusted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: conventions.MetricExportAdjusted, Help: "Entries changed so the backend accepts them, by exporter and adjustment.",
+	}, []string{"exporter", "adjustment"})
+	m.ExportDeadLetter = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: conventions.MetricExportDeadLetter, Help: "Entries written to the dead-letter file (refused and not fixable), by exporter and reason.",
+	}, []string{"exporter", "reason"})
+	m.SpanServiceMismatch = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: conventions.MetricSpanServiceMismatch, Help: "Spans that arrived with another service.name than the pod's service identity, by that name.",
+	}, []string{"span_service"})
 	m.SpanDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:                            conventions.MetricSpanDuration,
 		Help:                            "Span durations, from the operator's spans.",
@@ -80,7 +102,8 @@ func New() *Metrics {
 	}, conventions.SpanMetricLabels)
 
 	m.Registry.MustRegister(m.LogRecords, m.LogRisk, m.LogCorrelated, m.LogParseErrors,
-		m.TailLagBytes, m.TailRotations, m.ExportFailed, m.SpanDuration, m.SpanCalls, &m.bridges,
+		m.TailLagBytes, m.TailRotations, m.ExportFailed, m.ExportRefused, m.ExportAdjusted, m.ExportDeadLetter,
+		m.SpanServiceMismatch, m.SpanDuration, m.SpanCalls, &m.bridges,
 		// memstats are off: go_memstats_alloc_bytes (gauge) and _alloc_bytes_total
 		// (counter) are one family in OpenMetrics, and strict parsers reject both.
 		collectors.NewGoCollector(collectors.WithGoCollectorMemStatsMetricsDisabled()), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

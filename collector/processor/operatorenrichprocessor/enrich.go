@@ -365,7 +365,11 @@ func (e *enricher) enrichRecord(lr plog.LogRecord, fromFile bool, b *batch) {
 
 	attrs.EnsureCapacity(attrs.Len() + 8)
 
-	if f.hasTS {
+	// The container runtime's timestamp, when the receiver set one, stays the
+	// record's time (as promtail and Alloy do): the time inside a line may be
+	// local time, lack a year (klog) or lag by hours, and Loki refuses entries
+	// outside its ingestion windows. The line keeps its own time in the Body.
+	if f.hasTS && lr.Timestamp() == 0 {
 		lr.SetTimestamp(pcommon.Timestamp(f.ts))
 	}
 	lvl := f.resolvedLevel()
