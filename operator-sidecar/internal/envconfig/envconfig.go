@@ -5,6 +5,7 @@ package envconfig
 
 import (
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -39,6 +40,12 @@ type Settings struct {
 	// stops reading (backpressure) instead of the disk filling up: the
 	// collector's persistent queue loses items when its storage hits ENOSPC.
 	QueueBytes int64
+	// StateLimitBytes is the size limit of the state directory's volume
+	// (OPSIGHT_STATE_LIMIT_BYTES; the webhook passes its emptyDir sizeLimit).
+	// kubelet evicts the whole pod, operator included, when an emptyDir
+	// passes its sizeLimit, so every on-disk budget derives from it. 0: no
+	// limit is known, the budget comes from the free space (see budget).
+	StateLimitBytes int64
 }
 
 // FromEnv reads Settings with the documented defaults.
@@ -63,19 +70,28 @@ func FromEnv(getenv func(string) string) Settings {
 		PodNamespace:      getenv(conventions.EnvPodNamespace),
 		Container:         getenv(conventions.EnvContainer),
 	}
-	if v := strings.TrimSpace(getenv(conventions.EnvQueueBytes)); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			n = -1 // Validate reports it
-		}
-		s.QueueBytes = n
-	}
+	s.QueueBytes = positiveInt(getenv(conventions.EnvQueueBytes))
+	s.StateLimitBytes = positiveInt(getenv(conventions.EnvStateLimitBytes))
 	for _, g := range strings.Split(getenv(conventions.EnvLogInclude), ",") {
 		if g = strings.TrimSpace(g); g != "" {
 			s.LogInclude = append(s.LogInclude, g)
 		}
 	}
 	return s
+}
+
+// positiveInt reads a byte count: 0 when unset, -1 when not a positive
+// integer (Validate reports it).
+func positiveInt(v string) int64 {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return -1
+	}
+	return n
 }
 
 // Values of OPSIGHT_LOG_SOURCE, and where a pod's service account is.
@@ -104,21 +120,77 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("%s is not set and %s/%s are empty, so the pod's own log directory is unknown: set %s to the operator's log files (e.g. /var/log/pods/*/manager/*.log) or pass the pod name and namespace through the downward API",
 			conventions.EnvLogInclude, conventions.EnvPodName, conventions.EnvPodNamespace, conventions.EnvLogInclude)
 	}
-	for _, u := range []struct{ k, v string }{{conventions.EnvLokiURL, s.LokiURL}, {conventions.EnvTracesURL, s.TracesURL}} {
-		if u.v != "" && !strings.HasPrefix(u.v, "http://") && !strings.HasPrefix(u.v, "https://") {
-			return fmt.Errorf("%s=%q: want an http:// or https:// URL", u.k, u.v)
-		}
+	if err := checkURL(conventions.EnvLokiURL, s.LokiURL); err != nil {
+		return err
 	}
-	if s.LokiURL != "" && !strings.Contains(s.LokiURL, "/push") {
-		return fmt.Errorf("%s=%q: want Loki's push URL, ending in /loki/api/v1/push", conventions.EnvLokiURL, s.LokiURL)
+	if s.LokiURL != "" && !strings.HasSuffix(strings.TrimRight(s.LokiURL, "/"), lokiPushPath) {
+		return fmt.Errorf("%s=%q: want Loki's push URL, ending in %s (e.g. http://loki.monitoring:3100%s)", conventions.EnvLokiURL, s.LokiURL, lokiPushPath, lokiPushPath)
+	}
+	if err := checkURL(conventions.EnvTracesURL, s.TracesURL); err != nil {
+		return err
+	}
+	// The OTLP/HTTP exporter appends /v1/traces to its endpoint: a URL that
+	// already ends in it posts to …/v1/traces/v1/traces, a 404 that drops
+	// every span as a permanent error.
+	if p := strings.TrimRight(s.TracesURL, "/"); strings.HasSuffix(p, otlpTracesPath) {
+		return fmt.Errorf("%s=%q: give the OTLP/HTTP base URL without %s (the exporter appends it), e.g. %s", conventions.EnvTracesURL, s.TracesURL, otlpTracesPath, strings.TrimSuffix(p, otlpTracesPath))
 	}
 	if s.QueueBytes < 0 {
 		return fmt.Errorf("%s: want a positive number of bytes, e.g. 268435456", conventions.EnvQueueBytes)
+	}
+	if s.StateLimitBytes < 0 {
+		return fmt.Errorf("%s: want the state volume's size limit as a positive number of bytes, e.g. 268435456 (the webhook sets it from stateSizeLimit)", conventions.EnvStateLimitBytes)
+	}
+	if s.StateLimitBytes > 0 && s.StateLimitBytes < minStateLimit {
+		return fmt.Errorf("%s=%d: the state directory needs at least %d bytes (16 MiB) for checkpoints, queues and the dead-letter file; raise the webhook's stateSizeLimit", conventions.EnvStateLimitBytes, s.StateLimitBytes, int64(minStateLimit))
+	}
+	if s.StateLimitBytes > 0 && s.QueueBytes > 0 {
+		auto := s
+		auto.QueueBytes = 0
+		if room := auto.budget().queues; s.QueueBytes > room {
+			return fmt.Errorf("%s=%d does not fit in the state volume (%s=%d leaves room for %d queued bytes); lower it or raise the volume's limit", conventions.EnvQueueBytes, s.QueueBytes, conventions.EnvStateLimitBytes, s.StateLimitBytes, room)
+		}
 	}
 	if !filepath.IsAbs(s.StateDir) {
 		return fmt.Errorf("%s=%q: want an absolute directory", conventions.EnvStateDir, s.StateDir)
 	}
 	return nil
+}
+
+const (
+	lokiPushPath   = "/loki/api/v1/push"
+	otlpTracesPath = "/v1/traces"
+	minStateLimit  = 16 << 20
+)
+
+// checkURL accepts an empty value or an absolute http(s) URL with a host.
+func checkURL(key, v string) error {
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%s=%q: want an http:// or https:// URL with a host, e.g. http://name.namespace:port/…", key, v)
+	}
+	return nil
+}
+
+// Warnings are settings that work but are unlikely to be what a user wants.
+func (s Settings) Warnings() []string {
+	var w []string
+	// In a pod (the webhook sets POD_NAME) the embedded default writes into
+	// an emptyDir that nobody reads and that goes with the pod.
+	if s.PodName != "" && s.LokiURL == "" {
+		b := s.budget()
+		w = append(w, fmt.Sprintf("%s is not set: the operator's enriched logs go to %s inside this pod's state volume only, "+
+			"rotated at %d bytes and deleted with the pod; nothing ships them anywhere. Set the chart's sidecar.lokiURL (or %s) to send them to Loki",
+			conventions.EnvLokiURL, filepath.Join(s.StateDir, "out"), b.localFile, conventions.EnvLokiURL))
+	}
+	if s.PodName != "" && s.TracesURL == "" {
+		w = append(w, fmt.Sprintf("%s is not set: spans are kept only as files in this pod's state volume (RED metrics are still served); set the chart's sidecar.tracesURL (or %s) to send them to Tempo",
+			conventions.EnvTracesURL, conventions.EnvTracesURL))
+	}
+	return w
 }
 
 // Includes is the list of log globs: the setting, else the kubelet log
@@ -135,16 +207,15 @@ func (s Settings) Includes() []string {
 	return []string{fmt.Sprintf("/var/log/pods/%s_%s_*/%s/*.log*", s.PodNamespace, s.PodName, container)}
 }
 
-// excludes keeps compressed rotations (.gz, never read) and kubelet's
-// half-written .tmp out of every include's directory (filepath.Match globs
-// cannot say "not"); plain rotations stay in, so lines renamed away while the
-// sidecar was down are still read (by fingerprint, once). Without
-// CONTAINER_NAME every container of the pod is tailed but ours.
+// excludes keeps kubelet's half-written .tmp out of every include's
+// directory (filepath.Match globs cannot say "not"); rotations stay in, plain
+// and gzipped, so lines rotated away while the sidecar was down are still read
+// (by fingerprint, once). Without CONTAINER_NAME every container of the pod
+// is tailed but ours.
 func (s Settings) excludes() []string {
 	var exclude []string
 	for _, g := range s.Includes() {
-		dir := filepath.Dir(g)
-		exclude = append(exclude, filepath.Join(dir, "*.gz"), filepath.Join(dir, "*.tmp"))
+		exclude = append(exclude, filepath.Join(filepath.Dir(g), "*.tmp"))
 	}
 	if len(s.LogInclude) == 0 && s.Container == "" {
 		exclude = append(exclude, fmt.Sprintf("/var/log/pods/%s_%s_*/%s/*", s.PodNamespace, s.PodName, conventions.SidecarContainer))
@@ -174,19 +245,16 @@ func (s Settings) Config() map[string]any {
 	exporters := map[string]any{
 		"redmetrics": map[string]any{},
 	}
+	b := s.budget()
 	var logsOut, tracesOut []string
-	persistent := 0
-	if s.LokiURL != "" {
-		persistent++
-	}
-	if s.TracesURL != "" {
-		persistent++
-	}
 	queue := func() map[string]any {
 		return map[string]any{
 			"storage": "file_storage", "sizer": "bytes", "block_on_overflow": true,
-			"queue_size": s.queueBudget() / int64(persistent),
+			"queue_size": b.queue,
 		}
+	}
+	localfile := func() map[string]any {
+		return map[string]any{"directory": outDir, "max_files": localFiles, "max_file_bytes": b.localFile / localFiles}
 	}
 	if s.LokiURL != "" {
 		exporters["loki"] = map[string]any{
@@ -196,7 +264,7 @@ func (s Settings) Config() map[string]any {
 		}
 		logsOut = append(logsOut, "loki")
 	} else {
-		exporters["localfile/logs"] = map[string]any{"directory": outDir}
+		exporters["localfile/logs"] = localfile()
 		logsOut = append(logsOut, "localfile/logs")
 	}
 	if s.TracesURL != "" {
@@ -207,7 +275,7 @@ func (s Settings) Config() map[string]any {
 		}
 		tracesOut = append(tracesOut, "otlp_http/traces")
 	} else {
-		exporters["localfile/traces"] = map[string]any{"directory": outDir}
+		exporters["localfile/traces"] = localfile()
 		tracesOut = append(tracesOut, "localfile/traces")
 	}
 	tracesOut = append(tracesOut, "redmetrics")
@@ -241,25 +309,77 @@ func (s Settings) Config() map[string]any {
 	}
 }
 
-// queueBudget is QueueBytes, or 25% of the free space where the state
-// directory is (or will be), at most 1 GiB, at least 1 MiB. A quarter,
-// because bbolt (file_storage) grows its file by doubling and keeps freed
-// pages: the file is several times the queued bytes.
-func (s Settings) queueBudget() int64 {
-	if s.QueueBytes > 0 {
-		return s.QueueBytes
+// How the state directory's bytes are shared out (see budget).
+const (
+	// bboltGrowth: file_storage keeps a queue in a bbolt file, which grows
+	// by doubling and keeps freed pages, so its file is up to this many times
+	// the queued bytes.
+	bboltGrowth = 3
+	// stateReserve is kept free for checkpoints, bbolt metadata and the
+	// margin kubelet's periodic du needs (it measures, it does not block).
+	stateReserve = 4 << 20
+	localFiles   = 4 // files per localfile exporter, oldest removed first
+	maxAutoState = 2 << 30
+)
+
+// diskBudget says how many bytes each on-disk part of the sidecar may hold.
+type diskBudget struct {
+	limit      int64 // what the state directory may hold in all
+	queue      int64 // queue_size of each persistent queue (bytes sizer)
+	queues     int64 // all queues' queue_size together
+	localFile  int64 // max_files × max_file_bytes of each localfile exporter
+	deadLetter int64 // the Loki exporter's dead-letter file
+}
+
+// budget shares the state volume between its users so that together they
+// stay below its limit: full queues block (the receiver stops reading and
+// the operator's lines wait in the node's log files), the localfile output
+// rotates, and kubelet never evicts the pod for its emptyDir. The limit is
+// OPSIGHT_STATE_LIMIT_BYTES, else half the free space where the state
+// directory is, at most 2 GiB. OPSIGHT_QUEUE_BYTES, when set, fixes the
+// queues' share.
+func (s Settings) budget() diskBudget {
+	b := diskBudget{limit: s.StateLimitBytes}
+	if b.limit <= 0 {
+		b.limit = min(maxAutoState, freeBytes(s.StateDir)/2)
 	}
-	const maxBudget, minBudget = 1 << 30, 1 << 20
-	dir := s.StateDir
+	usable := max(b.limit-b.limit/10-stateReserve, 1<<20)
+	var queues, files int64
+	if s.LokiURL != "" {
+		queues++
+		b.deadLetter = usable / 10
+		usable -= b.deadLetter
+	} else {
+		files++
+	}
+	if s.TracesURL != "" {
+		queues++
+	} else {
+		files++
+	}
+	// Each queue's file may grow to bboltGrowth × its queue_size; a
+	// localfile exporter holds its share as written.
+	share := usable / (queues*bboltGrowth + files)
+	b.queue = max(share, 1<<19)
+	if queues > 0 && s.QueueBytes > 0 {
+		b.queue = s.QueueBytes / queues
+	}
+	b.queues = b.queue * queues
+	b.localFile = max(share, localFiles<<18) // files of at least 256 KiB
+	return b
+}
+
+// freeBytes is the free space of the file system holding dir (or the
+// nearest existing parent); 4 GiB when it cannot be read.
+func freeBytes(dir string) int64 {
 	for {
 		var st syscall.Statfs_t
 		if err := syscall.Statfs(dir, &st); err == nil {
-			free := int64(st.Bavail) * int64(st.Bsize) / 4
-			return max(minBudget, min(maxBudget, free))
+			return int64(st.Bavail) * int64(st.Bsize)
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return maxBudget
+			return 4 << 30
 		}
 		dir = parent
 	}

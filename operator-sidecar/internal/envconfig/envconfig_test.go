@@ -1,6 +1,7 @@
 package envconfig
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -18,7 +19,19 @@ func TestValidate(t *testing.T) {
 		{"nothing to tail", map[string]string{}, "OPSIGHT_LOG_INCLUDE is not set"},
 		{"loki not http", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_LOKI_URL": "loki:3100"}, "OPSIGHT_LOKI_URL"},
 		{"loki not push url", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_LOKI_URL": "http://loki:3100"}, "/loki/api/v1/push"},
+		{"loki push url in the middle", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_LOKI_URL": "http://loki:3100/push/x"}, "/loki/api/v1/push"},
+		{"loki no host", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_LOKI_URL": "http:///loki/api/v1/push"}, "with a host"},
+		{"loki push url", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_LOKI_URL": "http://loki:3100/loki/api/v1/push"}, ""},
+		{"victorialogs push url", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_LOKI_URL": "http://vl:9428/insert/loki/api/v1/push"}, ""},
 		{"traces not http", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_TRACES_URL": "tempo:4318"}, "OPSIGHT_TRACES_URL"},
+		{"traces grpc scheme", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_TRACES_URL": "grpc://tempo:4317"}, "OPSIGHT_TRACES_URL"},
+		{"traces url with signal path", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_TRACES_URL": "http://tempo:4318/v1/traces"}, "without /v1/traces"},
+		{"traces url with signal path and slash", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_TRACES_URL": "http://tempo:4318/v1/traces/"}, "e.g. http://tempo:4318"},
+		{"traces base url", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_TRACES_URL": "http://tempo:4318"}, ""},
+		{"bad state limit", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_STATE_LIMIT_BYTES": "256Mi"}, "OPSIGHT_STATE_LIMIT_BYTES"},
+		{"state limit too small", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_STATE_LIMIT_BYTES": "1048576"}, "at least"},
+		{"queue bigger than the state volume", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_LOKI_URL": "http://l/loki/api/v1/push",
+			"OPSIGHT_STATE_LIMIT_BYTES": "67108864", "OPSIGHT_QUEUE_BYTES": "67108864"}, "does not fit"},
 		{"relative state dir", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_STATE_DIR": "state"}, "OPSIGHT_STATE_DIR"},
 		{"bad queue bytes", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_QUEUE_BYTES": "1GiB"}, "OPSIGHT_QUEUE_BYTES"},
 		{"api mode", map[string]string{"OPSIGHT_LOG_SOURCE": "api", "POD_NAME": "p", "POD_NAMESPACE": "n", "CONTAINER_NAME": "manager"}, ""},
@@ -51,8 +64,9 @@ func TestConfigOutputs(t *testing.T) {
 	if inc := recv["include"].([]string); len(inc) != 2 || inc[1] != "/b/*.log" {
 		t.Errorf("include %v", inc)
 	}
-	if exc := recv["exclude"].([]string); !contains(exc, "/a/*.gz") || !contains(exc, "/b/*.tmp") {
-		t.Errorf("exclude %v must keep .gz and .tmp rotations out of every include dir", exc)
+	// kubelet's half-written .tmp stays out; gzipped rotations are read.
+	if exc := recv["exclude"].([]string); !contains(exc, "/a/*.tmp") || !contains(exc, "/b/*.tmp") || contains(exc, "/a/*.gz") {
+		t.Errorf("exclude %v must keep .tmp files (and only those) out of every include dir", exc)
 	}
 
 	remote := FromEnv(env(map[string]string{
@@ -121,5 +135,59 @@ func TestAPISourceConfig(t *testing.T) {
 	def := FromEnv(env(map[string]string{"OPSIGHT_LOG_SOURCE": "api"}))
 	if def.ServiceAccountDir != "/var/run/secrets/kubernetes.io/serviceaccount" {
 		t.Errorf("default service account dir %q", def.ServiceAccountDir)
+	}
+}
+
+// TestStateBudgetFitsTheLimit: whatever the outputs, the on-disk parts the
+// sidecar keeps add up to less than the state volume's limit (the emptyDir
+// sizeLimit the webhook passes), counting each persistent queue's file at
+// bboltGrowth times its queue_size.
+func TestStateBudgetFitsTheLimit(t *testing.T) {
+	const loki, tempo = "http://l/loki/api/v1/push", "http://t:4318"
+	for _, limit := range []int64{16 << 20, 64 << 20, 256 << 20, 10 << 30} {
+		for _, out := range []struct{ loki, traces string }{{"", ""}, {loki, ""}, {"", tempo}, {loki, tempo}} {
+			m := map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_STATE_DIR": "/s", "OPSIGHT_LOKI_URL": out.loki, "OPSIGHT_TRACES_URL": out.traces,
+				"OPSIGHT_STATE_LIMIT_BYTES": strconv.FormatInt(limit, 10)}
+			s := FromEnv(env(m))
+			if err := s.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			exps := s.Config()["exporters"].(map[string]any)
+			var used int64
+			for id, e := range exps {
+				e := e.(map[string]any)
+				if q, ok := e["sending_queue"].(map[string]any); ok {
+					used += bboltGrowth * q["queue_size"].(int64)
+				}
+				if n, ok := e["max_files"].(int); ok {
+					used += int64(n) * e["max_file_bytes"].(int64)
+				}
+				if id == "loki" {
+					used += s.budget().deadLetter
+				}
+			}
+			if used+stateReserve > limit {
+				t.Errorf("limit %d, loki %q, traces %q: the parts hold %d bytes + %d reserve, more than the limit", limit, out.loki, out.traces, used, stateReserve)
+			}
+			if used < limit/2 {
+				t.Errorf("limit %d, loki %q, traces %q: only %d bytes used; the budget wastes the volume", limit, out.loki, out.traces, used)
+			}
+		}
+	}
+}
+
+// TestWarnings: in a pod, output that nobody reads is said out loud; outside
+// one (a developer's run with OPSIGHT_LOG_INCLUDE) it is the point.
+func TestWarnings(t *testing.T) {
+	inPod := map[string]string{"POD_NAME": "op-0", "POD_NAMESPACE": "ops"}
+	if w := FromEnv(env(inPod)).Warnings(); len(w) != 2 || !strings.Contains(w[0], "OPSIGHT_LOKI_URL is not set") || !strings.Contains(w[1], "OPSIGHT_TRACES_URL") {
+		t.Errorf("in a pod without backends: warnings %q", w)
+	}
+	inPod["OPSIGHT_LOKI_URL"], inPod["OPSIGHT_TRACES_URL"] = "http://l/loki/api/v1/push", "http://t:4318"
+	if w := FromEnv(env(inPod)).Warnings(); len(w) != 0 {
+		t.Errorf("in a pod with backends: warnings %q", w)
+	}
+	if w := FromEnv(env(map[string]string{"OPSIGHT_LOG_INCLUDE": "/l"})).Warnings(); len(w) != 0 {
+		t.Errorf("outside a pod: warnings %q", w)
 	}
 }
