@@ -38,6 +38,29 @@ func sidecarGroups() []Group {
 				"cluster", "namespace", "pod"),
 		},
 		{
+			// Not loss: the entries are kept in the dead-letter file. But they
+			// are not in Loki, and only a person can replay them.
+			Alert:  "OpsightSidecarDeadLettering",
+			Expr:   fmt.Sprintf("sum by (%s, exporter, reason) (increase(%s[5m])) > 0", pBy, c.MetricExportDeadLetter),
+			Labels: map[string]string{"severity": "warning"},
+			Annotations: ann("OpsightSidecarDeadLettering",
+				"opsight sidecar in {{ $labels.pod }} kept entries Loki refused in its dead-letter file ({{ $labels.reason }})",
+				"Loki refused log entries that the sidecar could not make acceptable (reason {{ $labels.reason }}); they are in the dead-letter file under the state directory, not in Loki. Fix the cause, then replay the file.",
+				"cluster", "namespace", "pod"),
+		},
+		{
+			// Refused entries are fixed and sent again; a steady stream of
+			// refusals still means the sidecar's limits and Loki's disagree.
+			Alert:  "OpsightSidecarLokiRefusing",
+			Expr:   fmt.Sprintf("sum by (%s, exporter, reason) (rate(%s[5m])) > 0", pBy, c.MetricExportRefused),
+			For:    "15m",
+			Labels: map[string]string{"severity": "warning"},
+			Annotations: ann("OpsightSidecarLokiRefusing",
+				"Loki keeps refusing entries from the opsight sidecar in {{ $labels.pod }} ({{ $labels.reason }})",
+				"For 15 minutes Loki has refused entries pushed by exporter {{ $labels.exporter }} (reason {{ $labels.reason }}). The sidecar re-sends them fixed or dead-letters them, but its limits do not match this Loki's limits_config.",
+				"cluster", "namespace", "pod"),
+		},
+		{
 			Alert:  "OpsightSidecarExportFailing",
 			Expr:   fmt.Sprintf("sum by (%s, exporter) (rate(%s[5m])) > 0", pBy, c.MetricExportFailed),
 			For:    "15m",
@@ -85,6 +108,15 @@ func sidecarGroups() []Group {
 			Annotations: ann("OpsightNoSpansFromPod",
 				"No spans from {{ $labels.pod }} for "+TelemetryQuiet,
 				"The operator in {{ $labels.pod }} sent spans in the last "+TelemetryHistory+" but none in the last "+TelemetryQuiet+" (traces_span_metrics_calls_total stopped or vanished).",
+				"cluster", "namespace", "pod"),
+		},
+		{
+			Alert:  "OpsightSpanServiceMismatch",
+			Expr:   fmt.Sprintf("sum by (%s, span_service) (increase(%s[15m])) > 0", pBy, c.MetricSpanServiceMismatch),
+			Labels: map[string]string{"severity": "info"},
+			Annotations: ann("OpsightSpanServiceMismatch",
+				"The operator in {{ $labels.pod }} sends spans as service {{ $labels.span_service }}, not the pod's service name",
+				"Spans arrived with service.name {{ $labels.span_service }}, which differs from the pod's service identity; the sidecar re-labels them (original kept in opsight.original_service_name) so logs, traces and metrics agree. Set OTEL_SERVICE_NAME or the opsight.dev/service annotation so both say the same.",
 				"cluster", "namespace", "pod"),
 		},
 		{
