@@ -5,12 +5,12 @@ GO      ?= go
 BIN     := $(CURDIR)/.bin
 FUZZTIME ?= 3000x
 
-.PHONY: demo test tools lint unit fuzz bench generate
+.PHONY: demo test tools lint unit e2e all-tests fuzz bench generate
 
 demo:
 	$(GO) run ./operator-sidecar demo
 
-test: tools lint fuzz unit
+test: tools lint fuzz all-tests
 
 # Real third-party programs the tests drive, built from their tool modules.
 tools: $(BIN)/prometheus $(BIN)/promtool $(BIN)/helm $(BIN)/victoria-logs $(BIN)/jaeger $(BIN)/podlogs
@@ -34,7 +34,16 @@ lint:
 	cd instrument && $(GO) vet ./...
 	cd tools/podlogs && $(GO) vet ./...
 
+# The fast inner loop: everything but what -short leaves out (the e2e
+# package, which starts the real sidecar and servers).
 unit:
+	$(GO) test -short -count=1 -timeout 20m ./...
+	cd instrument && $(GO) test -short -count=1 ./...
+
+e2e: tools
+	$(GO) test -count=1 -timeout 40m ./test/e2e/
+
+all-tests:
 	$(GO) test -count=1 -timeout 45m ./...
 	cd instrument && $(GO) test -count=1 ./...
 
