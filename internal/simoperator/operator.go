@@ -131,9 +131,6 @@ func New(cfg Config) (*Operator, error) {
 	}, nil
 }
 
-// LogDir is where the operator's CRI log files are.
-func (o *Operator) LogDir() string { return o.logs.dir }
-
 // Run reconciles until ctx ends, then flushes spans and closes the log.
 func (o *Operator) Run(ctx context.Context) (Stats, error) {
 	o.line(time.Now(), "stderr", klogLine(time.Now(), "I", "leaderelection.go:258", "successfully acquired lease "+o.cfg.Namespace+"/"+o.cfg.Service+"-lock"))

@@ -145,19 +145,3 @@ func (s *JaegerServer) SpanCount(traceID string) (int, error) {
 	}
 	return n, nil
 }
-
-// Services lists the service names Jaeger has seen.
-func (s *JaegerServer) Services() ([]string, error) {
-	resp, err := http.Get(s.QueryURL + "/api/services")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var r struct {
-		Data []string `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return nil, err
-	}
-	return r.Data, nil
-}

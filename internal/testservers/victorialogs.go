@@ -57,9 +57,6 @@ func StartVictoriaLogs(t testing.TB, extraArgs ...string) *VictoriaLogsServer {
 	return s
 }
 
-// Logs returns what the server printed so far (for failure messages).
-func (s *VictoriaLogsServer) Logs() string { return tail(s.logs) }
-
 // Query runs a LogsQL query over all time and returns every matching entry
 // as field → value (VictoriaLogs returns all values as strings; _msg is the
 // line, _time the timestamp, stream labels and structured metadata are fields).
