@@ -4,10 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"math"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/opsight/opsight/internal/conventions"
+	"github.com/opsight/opsight/releasegate/source/tempotest"
 )
 
 // writeTraces writes n Reconcile spans per revision as OTLP JSON lines
@@ -105,6 +105,8 @@ func TestBadFlags(t *testing.T) {
 		{"prometheus needs windows", []string{"--prometheus-url", "http://127.0.0.1:1", "--baseline", "a", "--candidate", "b"}, "--baseline-window and --candidate-window"},
 		{"bad header", append(base, "--header", "nocolon"), "--header"},
 		{"bad source", append(base, "--source", "loki"), `--source "loki"`},
+		{"bad tempo mode", append(base, "--tempo-mode", "histogram"), `--tempo-mode "histogram": expected auto, metrics or search`},
+		{"bad tempo cap", append(base, "--tempo-max-spans", "0"), "--tempo-max-spans 0: expected a positive number"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -253,38 +255,149 @@ func TestVerdictsEndToEnd(t *testing.T) {
 	})
 }
 
-func TestTempoEndToEnd(t *testing.T) {
-	fix := func(name string) []byte {
-		b, err := os.ReadFile(filepath.Join("source", "testdata", "tempo", name))
+// writeRecorded writes the recorded Tempo spans (source/testdata/tempo) as
+// OTLP JSON lines, each revision under the names given (A/A pairs serve one
+// recorded revision under two names).
+func writeRecorded(t *testing.T, path string, names map[string]string) {
+	t.Helper()
+	var out bytes.Buffer
+	for name, rev := range names {
+		td := ptrace.NewTraces()
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr(conventions.AttrServiceName, "etcd-operator")
+		rs.Resource().Attributes().PutStr(conventions.AttrServiceVersion, name)
+		ss := rs.ScopeSpans().AppendEmpty().Spans()
+		for _, sp := range tempotest.RecordedSpans(t, tempoDir, rev) {
+			s := ss.AppendEmpty()
+			s.SetName("Reconcile")
+			s.SetKind(ptrace.SpanKindServer)
+			s.SetStartTimestamp(pcommon.Timestamp(sp.Start))
+			s.SetEndTimestamp(pcommon.Timestamp(sp.Start + sp.Duration))
+		}
+		b, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return b
+		out.Write(b)
+		out.WriteByte('\n')
 	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query().Get("q")
-		switch {
-		case strings.Contains(q, "histogram_over_time"):
-			w.Write(fix("instant_histogram_by_version.json"))
-		case strings.Contains(q, "quantile_over_time"):
-			w.Write(fix("instant_quantiles_by_version_and_name.json"))
-		default:
-			w.Write(fix("instant_count_by_version.json"))
+	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var tempoDir = filepath.Join("source", "testdata", "tempo")
+
+type jsonRow struct {
+	Quantile  float64 `json:"quantile"`
+	Ratio     float64 `json:"ratio"`
+	CILow     float64 `json:"ci_low"`
+	CIHigh    float64 `json:"ci_high"`
+	NBase     int     `json:"n_baseline"`
+	Verdict   string  `json:"verdict"`
+	Reason    string  `json:"reason"`
+	Histogram bool    `json:"histogram"`
+}
+
+func gateJSON(t *testing.T, want int, args ...string) (rows map[float64]jsonRow, notes string) {
+	t.Helper()
+	code, out, stderr := runCLI(append(args, "--format", "json")...)
+	if code != want {
+		t.Fatalf("%v: exit %d, want %d\n%s\n%s", args, code, want, out, stderr)
+	}
+	var doc struct {
+		Comparisons []jsonRow `json:"comparisons"`
+		Notes       []string  `json:"notes"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	rows = map[float64]jsonRow{}
+	for _, c := range doc.Comparisons {
+		rows[c.Quantile] = c
+	}
+	return rows, strings.Join(doc.Notes, "\n")
+}
+
+// TestTempoEndToEnd runs the gate on the spans Tempo holds in the recording
+// three ways: TraceQL metrics (power-of-two buckets), TraceQL search (raw
+// durations, the default for a +15% threshold) and the same spans as an OTLP
+// file. truth.json: p99 0.167 s -> 0.264 s (+59%).
+func TestTempoEndToEnd(t *testing.T) {
+	aliases := map[string]string{"v1.4.0-aa": "v1.4.0", "v1.5.0-aa": "v1.5.0"}
+	srv := tempotest.New(t, tempoDir, tempotest.Options{Aliases: aliases})
+	otlp := filepath.Join(t.TempDir(), "recorded.jsonl")
+	writeRecorded(t, otlp, map[string]string{"v1.4.0": "v1.4.0", "v1.5.0": "v1.5.0", "v1.4.0-aa": "v1.4.0", "v1.5.0-aa": "v1.5.0"})
+	win := fmt.Sprintf("%d,%d", tempotest.WindowStart, tempotest.WindowEnd)
+	tests := []struct {
+		name, base, cand string
+		otlpExit         int // what the raw durations decide
+	}{
+		{"regression", "v1.4.0", "v1.5.0", conventions.ExitFail},
+		{"A/A baseline", "v1.4.0", "v1.4.0-aa", conventions.ExitPass},
+		// The same 1500 spans twice, but v1.5.0's heavier tail leaves its p99
+		// known only to about ±12%: even identical data cannot be shown to
+		// lie within +15%. Raw durations say so in both paths.
+		{"A/A candidate", "v1.5.0", "v1.5.0-aa", conventions.ExitInconclusive},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			common := []string{"--service", "etcd-operator", "--span-name", "Reconcile", "--baseline", tc.base, "--candidate", tc.cand,
+				"--baseline-window", win, "--candidate-window", win}
+			file, _ := gateJSON(t, tc.otlpExit, append([]string{"--otlp-file", otlp}, common...)...)
+			search, notes := gateJSON(t, tc.otlpExit, append([]string{"--tempo-url", srv.URL}, common...)...)
+			metrics, _ := gateJSON(t, conventions.ExitInconclusive, append([]string{"--tempo-url", srv.URL, "--tempo-mode", "metrics"}, common...)...)
+			f, s, m := file[0.99], search[0.99], metrics[0.99]
+			t.Logf("p99 otlp-file %s %.3f [%.3f, %.3f]; tempo search %s %.3f [%.3f, %.3f]; tempo metrics %s %.3f [%.3f, %.3f]",
+				f.Verdict, f.Ratio, f.CILow, f.CIHigh, s.Verdict, s.Ratio, s.CILow, s.CIHigh, m.Verdict, m.Ratio, m.CILow, m.CIHigh)
+			// Search reads the very spans the file holds: same numbers, same verdict.
+			for q, fr := range file {
+				sr := search[q]
+				if sr.Verdict != fr.Verdict || sr.NBase != 1500 || sr.NBase != fr.NBase ||
+					math.Abs(sr.Ratio-fr.Ratio) > 1e-12 || math.Abs(sr.CILow-fr.CILow) > 1e-12 || math.Abs(sr.CIHigh-fr.CIHigh) > 1e-12 {
+					t.Errorf("q%g: search %+v\nfile %+v", q, sr, fr)
+				}
+			}
+			if !strings.Contains(notes, "raw span durations from TraceQL search") {
+				t.Errorf("notes:\n%s", notes)
+			}
+			// The buckets cannot: the interval runs between power-of-two edges
+			// and contains the threshold.
+			if m.Verdict != conventions.VerdictInconclusive || !(m.CILow <= 1.15 && 1.15 <= m.CIHigh) ||
+				!strings.Contains(m.Reason, "bucket resolution at p99 is x2.00") {
+				t.Errorf("metrics p99 %+v", m)
+			}
+			// Quantiles without a threshold are context, in every path.
+			for _, rows := range []map[float64]jsonRow{file, search, metrics} {
+				for _, q := range []float64{0.5, 0.9} {
+					if rows[q].Verdict != "context" {
+						t.Errorf("q%g verdict %q, want context", q, rows[q].Verdict)
+					}
+				}
+			}
+		})
+	}
+	t.Run("a threshold the buckets resolve reads the histogram", func(t *testing.T) {
+		// +150%: finer than x2 buckets need, so auto keeps the cheap TraceQL
+		// metrics; both paths pass.
+		args := []string{"--service", "etcd-operator", "--span-name", "Reconcile", "--baseline", "v1.4.0", "--candidate", "v1.5.0",
+			"--baseline-window", win, "--candidate-window", win, "--threshold", "p99:+150%"}
+		rows, notes := gateJSON(t, conventions.ExitPass, append([]string{"--tempo-url", srv.URL}, args...)...)
+		if !rows[0.99].Histogram || !strings.Contains(notes, "resolution factor 2") || strings.Contains(notes, "TraceQL search") {
+			t.Errorf("auto at +150%%: p99 %+v\n%s", rows[0.99], notes)
 		}
-	}))
-	defer srv.Close()
-	win := "1795630492,1795630792"
-	code, out, stderr := runCLI("--tempo-url", srv.URL, "--service", "etcd-operator", "--span-name", "Reconcile",
-		"--baseline", "v1.4.0", "--candidate", "v1.5.0", "--baseline-window", win, "--candidate-window", win, "--format", "json")
-	// truth.json: p99 rose from 0.167 s to 0.264 s (+59%), but both sit in the
-	// same power-of-two bucket, so Tempo's data cannot decide it.
-	if code != conventions.ExitInconclusive {
-		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
-	}
-	if !strings.Contains(out, "resolution factor 2") || !strings.Contains(out, "bucket resolution at p99 is x2.00") ||
-		!strings.Contains(out, "tempo's own quantile_over_time: 0.2131s -> 0.2661s") {
-		t.Errorf("the factor-2 resolution is not stated:\n%s", out)
-	}
+		rows, notes = gateJSON(t, conventions.ExitPass, append([]string{"--tempo-url", srv.URL, "--tempo-mode", "search"}, args...)...)
+		if rows[0.99].Histogram || !strings.Contains(notes, "TraceQL search (--tempo-mode search)") {
+			t.Errorf("search at +150%%: p99 %+v\n%s", rows[0.99], notes)
+		}
+	})
+	t.Run("cap is an error that says what to do", func(t *testing.T) {
+		code, _, stderr := runCLI("--tempo-url", srv.URL, "--service", "etcd-operator", "--span-name", "Reconcile", "--baseline", "v1.4.0",
+			"--candidate", "v1.5.0", "--baseline-window", win, "--candidate-window", win, "--tempo-max-spans", "1000")
+		if code != conventions.ExitError || !strings.Contains(stderr, "tempo search incomplete") || !strings.Contains(stderr, "raise --tempo-max-spans") {
+			t.Errorf("exit %d\n%s", code, stderr)
+		}
+	})
 }
 
 func TestDemoAndBench(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"slices"
@@ -33,7 +34,8 @@ Usage:
 Sources (pick one; --source is implied by the flag given):
   --otlp-file GLOB         OTLP JSON trace files, one export request per line (repeatable)
   --prometheus-url URL     spanmetrics histograms (traces_span_metrics_duration_seconds)
-  --tempo-url URL          Tempo TraceQL metrics (histogram_over_time)
+  --tempo-url URL          Tempo: raw durations by TraceQL search, or TraceQL metrics
+                           histograms when they resolve the threshold (--tempo-mode)
 
 Exit codes: 0 pass, 1 fail, 2 inconclusive, 3 error.
 
@@ -62,6 +64,11 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	promURL := fs.String("prometheus-url", "", "Prometheus base URL, e.g. http://prometheus:9090")
 	promMatchers := fs.String("prometheus-matchers", "", `extra PromQL label matchers for every selector, e.g. 'cluster="prod",job="opsight"'`)
 	tempoURL := fs.String("tempo-url", "", "Tempo base URL, e.g. http://tempo:3200")
+	tempoMode := fs.String("tempo-mode", source.TempoAuto, "auto: raw span durations by TraceQL search when Tempo's power-of-two buckets cannot resolve the threshold (below +100%), else TraceQL metrics; metrics; search")
+	tempoPage := fs.Int("tempo-page-limit", source.DefaultTempoPageLimit, "traces per Tempo search request (at most Tempo's query_frontend.search.max_result_limit); full pages are split by time")
+	tempoSpss := fs.Int("tempo-spss", source.DefaultTempoSpss, "matching spans per trace Tempo search returns (spss; at most Tempo's max_spans_per_span_set)")
+	tempoMaxSpans := fs.Int("tempo-max-spans", source.DefaultTempoMaxSpans, "most spans per revision to fetch by Tempo search; more is an error (exit 3) that says what to narrow")
+	tempoMaxReqs := fs.Int("tempo-max-requests", source.DefaultTempoMaxRequests, "most Tempo search requests for both revisions; more is an error (exit 3)")
 	fs.Var(&headers, "header", "extra HTTP header for the source, 'Name: value' (repeatable; e.g. 'X-Scope-OrgID: ops')")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long the source may take")
 	service := fs.String("service", "", "service.name to compare (default: every service)")
@@ -126,6 +133,19 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	default:
 		return fail("--format %q: expected one of text, json, markdown, junit", *format)
 	}
+	switch *tempoMode {
+	case source.TempoAuto, source.TempoMetrics, source.TempoSearch:
+	default:
+		return fail("--tempo-mode %q: expected auto, metrics or search", *tempoMode)
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"--tempo-page-limit", *tempoPage}, {"--tempo-spss", *tempoSpss}, {"--tempo-max-spans", *tempoMaxSpans}, {"--tempo-max-requests", *tempoMaxReqs}} {
+		if f.v < 1 {
+			return fail("%s %d: expected a positive number", f.name, f.v)
+		}
+	}
 	kind, err := source.NormalizeKind(*spanKind)
 	if err != nil {
 		return fail("--span-kind: %v", err)
@@ -185,7 +205,13 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		if bw.IsZero() || cw.IsZero() {
 			return fail("--source tempo needs --baseline-window and --candidate-window: the time each revision's load ran (start,end)")
 		}
-		s = &source.Tempo{URL: *tempoURL, Client: client, Header: hdr}
+		// auto compares the finest gating threshold with the bucket factor.
+		finest := math.Inf(1)
+		for _, v := range th {
+			finest = math.Min(finest, v)
+		}
+		s = &source.Tempo{URL: *tempoURL, Client: client, Header: hdr, Mode: *tempoMode, Threshold: finest,
+			PageLimit: *tempoPage, SpansPerSet: *tempoSpss, MaxSpans: *tempoMaxSpans, MaxRequests: *tempoMaxReqs}
 	default:
 		return fail("--source %q: expected otlp-file, prometheus or tempo", *src)
 	}

@@ -15,6 +15,12 @@ import (
 	"github.com/opsight/opsight/releasegate/stats"
 )
 
+// VerdictContext marks a row that does not gate (a quantile without a
+// threshold, the error share without --gate-errors): shown for context,
+// never a pass. It is not one of the overall verdicts (CONVENTIONS.md:
+// pass, fail, inconclusive), only a row's.
+const VerdictContext = "context"
+
 // Config is what the flags decide.
 type Config struct {
 	Quantiles []float64
@@ -212,6 +218,9 @@ func Evaluate(res *source.Result, baseline, candidate string, cfg Config) *Repor
 		op := res.Ops[i]
 		if !s.ErrorsKnown {
 			s.ErrorVerdict, s.ErrorReason, s.ErrorPValue = conventions.VerdictInconclusive, "error counts not available from this source", 1
+			if !cfg.GateErrors {
+				s.ErrorVerdict = VerdictContext
+			}
 			continue
 		}
 		pr := stats.TwoProportionDelta(op.Baseline.Errors, op.Baseline.Count, op.Candidate.Errors, op.Candidate.Count, cfg.ErrorThreshold)
@@ -228,7 +237,7 @@ func Evaluate(res *source.Result, baseline, candidate string, cfg Config) *Repor
 			}})
 			continue
 		}
-		s.ErrorVerdict, s.ErrorReason = conventions.VerdictPass, "not gating (--gate-errors off): "+desc
+		s.ErrorVerdict, s.ErrorReason = VerdictContext, "not gating (--gate-errors off): "+desc
 		if pr.P < cfg.Alpha {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: candidate fails more often: %s", opName(op.Service, op.Name), desc))
 		}
@@ -386,7 +395,7 @@ func compare(op source.Op, q float64, cfg Config) Comparison {
 	}
 	if r == nil {
 		if !gating {
-			c.Verdict = conventions.VerdictPass
+			c.Verdict = VerdictContext
 			c.Reason = "context only (no threshold for " + qn + "): " + c.Reason
 		}
 		return c
@@ -399,7 +408,7 @@ func compare(op source.Op, q float64, cfg Config) Comparison {
 	if !gating {
 		c.Level = cfg.Alpha
 		c.CILow, c.CIHigh = r.Interval(cfg.Alpha)
-		c.Verdict = conventions.VerdictPass
+		c.Verdict = VerdictContext
 		c.Reason = fmt.Sprintf("context only: no threshold for %s (add --threshold %s:+N%% to gate on it)", qn, qn)
 		return c
 	}

@@ -110,7 +110,7 @@ func TestErrorsThroughputMix(t *testing.T) {
 			t.Errorf("no %q warning in:\n%s", want, w)
 		}
 	}
-	if rep.Operations[1].ErrorVerdict != conventions.VerdictPass || rep.Operations[1].ErrorGating {
+	if rep.Operations[1].ErrorVerdict != VerdictContext || rep.Operations[1].ErrorGating {
 		t.Errorf("errors must not gate by default: %+v", rep.Operations[1])
 	}
 	if rep.Operations[1].RateBaseline != 20 || rep.Operations[1].RateCandidate != 2000.0/300 {
@@ -137,5 +137,35 @@ func TestQuantileName(t *testing.T) {
 		if got := QuantileName(q); got != want {
 			t.Errorf("%v: %s", q, got)
 		}
+	}
+}
+
+func TestContextRowsNeverPass(t *testing.T) {
+	r := rand.New(rand.NewPCG(12, 13))
+	a := rawOp(sample(r, 2000, lognormal(recSigma)), sample(r, 2000, lognormal(recSigma)))
+	a.Baseline.ErrorsKnown, a.Candidate.ErrorsKnown = true, true
+	b := rawOp(sample(r, 2000, lognormal(recSigma)), nil) // no candidate spans
+	b.Name = "GET"
+	rep := Evaluate(&source.Result{Ops: []source.Op{a, b}}, "a", "b", Config{})
+	for _, c := range rep.Comparisons {
+		switch {
+		case !c.Gating && c.Verdict != VerdictContext:
+			t.Errorf("%s %s: non-gating row has verdict %q, want %q", c.Operation, QuantileName(c.Quantile), c.Verdict, VerdictContext)
+		case c.Gating && c.Verdict == VerdictContext:
+			t.Errorf("%s %s: gating row labelled context", c.Operation, QuantileName(c.Quantile))
+		}
+	}
+	for _, s := range rep.Operations {
+		if s.ErrorVerdict != VerdictContext {
+			t.Errorf("%s: error share without --gate-errors has verdict %q (%s)", s.Operation, s.ErrorVerdict, s.ErrorReason)
+		}
+	}
+	// The overall verdict is never context: here the GET p99 cannot be told.
+	if rep.Verdict != conventions.VerdictInconclusive {
+		t.Errorf("overall %s", rep.Verdict)
+	}
+	rep = Evaluate(&source.Result{Ops: []source.Op{b}}, "a", "b", Config{GateErrors: true})
+	if rep.Operations[0].ErrorVerdict != conventions.VerdictInconclusive {
+		t.Errorf("gating errors, unknown counts: %s", rep.Operations[0].ErrorVerdict)
 	}
 }

@@ -34,11 +34,15 @@ type junitProperty struct {
 }
 
 type junitCase struct {
-	Classname string        `xml:"classname,attr"`
-	Name      string        `xml:"name,attr"`
-	Failure   *junitMessage `xml:"failure,omitempty"`
-	Skipped   *junitMessage `xml:"skipped,omitempty"`
-	SystemOut string        `xml:"system-out,omitempty"`
+	Classname string `xml:"classname,attr"`
+	Name      string `xml:"name,attr"`
+	// The row's verdict (pass, fail, inconclusive, context) as a property,
+	// as pytest's record_property writes them: a context row is neither a
+	// failure nor skipped, and must not read as a pass.
+	Properties []junitProperty `xml:"properties>property,omitempty"`
+	Failure    *junitMessage   `xml:"failure,omitempty"`
+	Skipped    *junitMessage   `xml:"skipped,omitempty"`
+	SystemOut  string          `xml:"system-out,omitempty"`
 }
 
 type junitMessage struct {
@@ -48,14 +52,18 @@ type junitMessage struct {
 }
 
 // JUnit writes one testcase per comparison: a failure for fail, skipped
-// with the reason for inconclusive, so CI test views show the gate.
+// with the reason for inconclusive, so CI test views show the gate. Every
+// testcase carries its verdict as a property; context rows say so in
+// system-out too.
 func JUnit(w io.Writer, r *gate.Report) error {
 	s := junitSuite{Name: fmt.Sprintf("releasegate %s -> %s", r.Baseline, r.Candidate),
 		Properties: []junitProperty{{"source", r.Source}, {"baseline", r.Baseline}, {"candidate", r.Candidate},
 			{"verdict", r.Verdict}, {"alpha", fmt.Sprint(r.Alpha)}}}
 	add := func(class, name, verdict, reason, detail string) {
-		c := junitCase{Classname: class, Name: name, SystemOut: detail}
+		c := junitCase{Classname: class, Name: name, SystemOut: detail, Properties: []junitProperty{{"verdict", verdict}}}
 		switch verdict {
+		case gate.VerdictContext:
+			c.SystemOut = "context (not gating): " + detail
 		case conventions.VerdictFail:
 			c.Failure = &junitMessage{Message: reason, Type: "regression", Body: detail}
 			c.SystemOut = "" // the failure body says it already

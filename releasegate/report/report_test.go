@@ -101,3 +101,90 @@ func TestDur(t *testing.T) {
 		}
 	}
 }
+
+// Rows without a threshold carry the neutral verdict "context" in JSON and
+// JUnit, never "pass".
+func TestContextRows(t *testing.T) {
+	r := sampleReport(t)
+	var b bytes.Buffer
+	if err := JSON(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Comparisons []struct {
+			Operation string  `json:"operation"`
+			Quantile  float64 `json:"quantile"`
+			Verdict   string  `json:"verdict"`
+			Gating    bool    `json:"gating"`
+		} `json:"comparisons"`
+		Operations []struct {
+			ErrorVerdict string `json:"error_verdict"`
+			ErrorGating  bool   `json:"error_gating"`
+		} `json:"operations"`
+	}
+	if err := json.Unmarshal(b.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	want := map[bool]map[string]bool{false: {"context": true}, true: {"pass": true, "fail": true, "inconclusive": true}}
+	contexts := 0
+	for _, c := range doc.Comparisons {
+		if !want[c.Gating][c.Verdict] {
+			t.Errorf("%s q%g: gating %v with verdict %q", c.Operation, c.Quantile, c.Gating, c.Verdict)
+		}
+		if c.Verdict == "context" {
+			contexts++
+		}
+	}
+	if contexts != 4 { // p50 and p90 of both operations
+		t.Errorf("%d context rows, want 4", contexts)
+	}
+	for _, o := range doc.Operations {
+		if !o.ErrorGating && o.ErrorVerdict != "context" {
+			t.Errorf("non-gating error share with verdict %q", o.ErrorVerdict)
+		}
+	}
+
+	b.Reset()
+	if err := JUnit(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		Tests    int `xml:"tests,attr"`
+		Failures int `xml:"failures,attr"`
+		Skipped  int `xml:"skipped,attr"`
+		Suite    struct {
+			Cases []struct {
+				Name  string `xml:"name,attr"`
+				Props []struct {
+					Name  string `xml:"name,attr"`
+					Value string `xml:"value,attr"`
+				} `xml:"properties>property"`
+				Failure   *struct{} `xml:"failure"`
+				Skipped   *struct{} `xml:"skipped"`
+				SystemOut string    `xml:"system-out"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(b.Bytes(), &s); err != nil {
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	if s.Tests != 6 || s.Failures != 1 || s.Skipped != 1 {
+		t.Errorf("tests %d failures %d skipped %d", s.Tests, s.Failures, s.Skipped)
+	}
+	contexts = 0
+	for i, c := range s.Suite.Cases {
+		if len(c.Props) != 1 || c.Props[0].Name != "verdict" || c.Props[0].Value != r.Comparisons[i].Verdict {
+			t.Errorf("%s: properties %+v, want verdict=%s", c.Name, c.Props, r.Comparisons[i].Verdict)
+			continue
+		}
+		if c.Props[0].Value == "context" {
+			contexts++
+			if c.Failure != nil || c.Skipped != nil || !strings.HasPrefix(c.SystemOut, "context (not gating): ") {
+				t.Errorf("context testcase %s: %+v", c.Name, c)
+			}
+		}
+	}
+	if contexts != 4 {
+		t.Errorf("%d context testcases, want 4\n%s", contexts, b.String())
+	}
+}

@@ -1,6 +1,7 @@
 // Package source reads span durations of two revisions from where they are
 // kept: OTLP JSON trace files (otlp-file), the span-metrics histograms in
-// Prometheus (prometheus), or Tempo's TraceQL metrics (tempo). All three
+// Prometheus (prometheus), or Tempo (tempo: raw durations through TraceQL
+// search, or TraceQL metrics histograms). All three
 // answer the same Query with the same Result, so the gate's statistics never
 // know where the numbers came from.
 package source

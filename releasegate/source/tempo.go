@@ -14,16 +14,39 @@ import (
 	"github.com/opsight/opsight/releasegate/stats"
 )
 
-// Tempo reads span duration histograms from Grafana Tempo's TraceQL metrics
-// API (instant queries, /api/metrics/query). It never uses /api/search for
-// quantiles: search returns the first N matches, a biased sample.
+// Tempo reads span durations from Grafana Tempo, in one of two ways:
+//   - metrics: TraceQL metrics (histogram_over_time, instant queries). Cheap,
+//     but durations come in power-of-two buckets, so a quantile is only known
+//     within a factor of 2.
+//   - search: the raw durations of every matching span through TraceQL
+//     search, paged by time (temposearch.go). Exact, and bounded by caps.
+//
+// Mode auto (the default) searches whenever the buckets are coarser than the
+// smallest gating threshold, which is any threshold below +100%.
 type Tempo struct {
 	URL    string // e.g. http://tempo:3200
 	Client *http.Client
 	Header http.Header // e.g. X-Scope-OrgID for multi-tenant Tempo
+
+	Mode string // TempoAuto (""), TempoMetrics or TempoSearch
+	// Threshold is the smallest gating relative increase (0.15 = +15%);
+	// auto compares it with the bucket factor. 0 = unknown: search.
+	Threshold float64
+	// Search paging and caps; 0 takes the Default* value.
+	PageLimit, SpansPerSet, MaxSpans, MaxRequests int
 }
 
-// TempoResolutionNote is attached to every Tempo result.
+// Tempo modes (--tempo-mode).
+const (
+	TempoAuto    = "auto"
+	TempoMetrics = "metrics"
+	TempoSearch  = "search"
+)
+
+// TempoBucketFactor is the resolution of Tempo's duration histograms.
+const TempoBucketFactor = 2.0
+
+// TempoResolutionNote is attached to every Tempo metrics result.
 const TempoResolutionNote = "tempo: durations come in power-of-two nanosecond buckets, so each quantile is only known within a factor of 2 (resolution factor 2); shifts smaller than that are inconclusive unless they cross bucket bounds"
 
 // TempoResponse is the part of a TraceQL metrics response the gate reads.
@@ -122,7 +145,9 @@ func tempoFilter(q Query, rev string) string {
 	if q.Service != "" {
 		conds = append([]string{tempoService + "=" + traceQLString(q.Service)}, conds...)
 	}
-	if len(q.SpanNames) > 0 {
+	if len(q.SpanNames) == 1 {
+		conds = append(conds, "name="+traceQLString(q.SpanNames[0]))
+	} else if len(q.SpanNames) > 1 {
 		var ors []string
 		for _, n := range q.SpanNames {
 			ors = append(ors, "name="+traceQLString(n))
@@ -135,12 +160,38 @@ func tempoFilter(q Query, rev string) string {
 	return "{" + strings.Join(conds, " && ") + "}"
 }
 
-// Fetch runs, for each revision over its own window, histogram_over_time for
-// the durations and count_over_time by status for the error share.
+// Fetch picks the mode and reads both revisions.
 func (t *Tempo) Fetch(ctx context.Context, q Query) (*Result, error) {
 	if t.URL == "" {
 		return nil, fmt.Errorf("--tempo-url is required for --source tempo (e.g. http://tempo:3200)")
 	}
+	coarse := !(t.Threshold > 0 && 1+t.Threshold >= TempoBucketFactor)
+	switch t.Mode {
+	case "", TempoAuto:
+		if coarse {
+			why := "auto: power-of-two buckets cannot resolve the threshold"
+			if t.Threshold > 0 {
+				why = fmt.Sprintf("auto: power-of-two buckets (x%g) cannot resolve a %+.0f%% threshold", TempoBucketFactor, 100*t.Threshold)
+			}
+			return t.fetchSearch(ctx, q, why)
+		}
+		return t.fetchMetrics(ctx, q)
+	case TempoSearch:
+		return t.fetchSearch(ctx, q, "--tempo-mode search")
+	case TempoMetrics:
+		res, err := t.fetchMetrics(ctx, q)
+		if err == nil && coarse {
+			res.Notes = append(res.Notes, "tempo: --tempo-mode metrics cannot resolve a threshold below +100%; --tempo-mode auto or search reads the raw durations instead")
+		}
+		return res, err
+	}
+	return nil, fmt.Errorf("--tempo-mode %q: expected auto, metrics or search", t.Mode)
+}
+
+// fetchMetrics runs, for each revision over its own window,
+// histogram_over_time for the durations and count_over_time by status for
+// the error share.
+func (t *Tempo) fetchMetrics(ctx context.Context, q Query) (*Result, error) {
 	res := &Result{Source: "tempo", BaselineWindow: q.Baseline.Window, CandidateWindow: q.Candidate.Window,
 		Notes: []string{TempoResolutionNote}}
 	ops := map[opKey]*Op{}
@@ -183,24 +234,8 @@ func (t *Tempo) Fetch(ctx context.Context, q Query) (*Result, error) {
 		if len(q.Quantiles) > 0 {
 			t.reportQuantiles(ctx, q, i, rev, filter, by, get, res)
 		}
-		counts, err := t.query(ctx, filter+" | count_over_time() by ("+tempoService+", "+tempoVersion+", name, status)", rev.Window)
-		if err != nil {
+		if _, _, err := t.counts(ctx, q, i, rev, filter, get); err != nil {
 			return nil, err
-		}
-		for _, s := range counts.Series {
-			if v, ok := s.Label(tempoVersion); ok && v != rev.Name {
-				continue
-			}
-			st, ok := s.Label("status")
-			if !ok {
-				continue // no status breakdown: error share stays unknown
-			}
-			svc, name := t.opLabels(s, q)
-			side := sideOf(get(svc, name), i)
-			side.ErrorsKnown = true
-			if st == "error" {
-				side.Errors += s.Total()
-			}
 		}
 	}
 	for _, op := range ops {
@@ -320,9 +355,24 @@ func httpGet(ctx context.Context, c *http.Client, h http.Header, u, what string)
 		if len(msg) > 500 {
 			msg = msg[:500] + "…"
 		}
-		return nil, fmt.Errorf("%s answered HTTP %d for %s: %s", what, resp.StatusCode, redact(u), msg)
+		return nil, fmt.Errorf("%s answered HTTP %d for %s: %s%s", what, resp.StatusCode, redact(u), msg, httpHint(what, resp.StatusCode))
 	}
 	return body, nil
+}
+
+// httpHint says what to check for an HTTP error status.
+func httpHint(what string, code int) string {
+	switch {
+	case code == http.StatusBadRequest:
+		return " (the query was rejected: check the values of --service, --span-name and --span-kind)"
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return " (check --header: the tenant id, e.g. 'X-Scope-OrgID: ops', or 'Authorization: …')"
+	case code == http.StatusNotFound:
+		return fmt.Sprintf(" (check --%s-url: it must be %s's own HTTP API base, e.g. http://%s:%s, not a UI or a path)", what, what, what, map[string]string{"tempo": "3200", "prometheus": "9090"}[what])
+	case code == http.StatusTooManyRequests || code >= 500:
+		return " (the server is overloaded or failing: rerun later, or narrow the windows)"
+	}
+	return ""
 }
 
 func redact(u string) string {

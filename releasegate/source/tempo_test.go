@@ -76,11 +76,11 @@ func TestTempoAgainstTruth(t *testing.T) {
 	srv, seen := tempoServer(t)
 	q := Query{Service: "etcd-operator", SpanNames: []string{"Reconcile"}, Quantiles: []float64{0.5, 0.99},
 		Baseline: Revision{Name: "v1.4.0", Window: tempoWindow}, Candidate: Revision{Name: "v1.5.0", Window: tempoWindow}}
-	res, err := (&Tempo{URL: srv.URL}).Fetch(context.Background(), q)
+	res, err := (&Tempo{URL: srv.URL, Mode: TempoMetrics}).Fetch(context.Background(), q)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The queries: instant TraceQL metrics over each revision's window, never search.
+	// Metrics mode: instant TraceQL metrics over each revision's window, never search.
 	for _, s := range *seen {
 		if !strings.HasPrefix(s, "/api/metrics/query?") || !strings.Contains(s, "start=1795630492") || !strings.Contains(s, "end=1795630792") {
 			t.Errorf("unexpected request %s", s)
@@ -183,7 +183,7 @@ func TestTempoErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			q := Query{Service: tc.svc, Baseline: Revision{Name: "v1.4.0", Window: tempoWindow}, Candidate: Revision{Name: "v1.5.0", Window: tempoWindow}}
-			_, err := (&Tempo{URL: tc.url}).Fetch(context.Background(), q)
+			_, err := (&Tempo{URL: tc.url, Mode: TempoMetrics}).Fetch(context.Background(), q)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want %q", err, tc.want)
 			}
@@ -194,7 +194,7 @@ func TestTempoErrors(t *testing.T) {
 	}
 	// The 400's body (Tempo's parse error) reaches the user.
 	q := Query{Service: "syntax-error", Baseline: Revision{Name: "a", Window: tempoWindow}, Candidate: Revision{Name: "b", Window: tempoWindow}}
-	_, err := (&Tempo{URL: srv.URL}).Fetch(context.Background(), q)
+	_, err := (&Tempo{URL: srv.URL, Mode: TempoMetrics}).Fetch(context.Background(), q)
 	if err == nil || !strings.Contains(err.Error(), "parse error at line 1, col 40") {
 		t.Errorf("400 body lost: %v", err)
 	}
