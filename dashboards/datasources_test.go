@@ -3,9 +3,13 @@ package dashboards
 import (
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/opsight/opsight/internal/conventions"
 )
 
 // TestDatasourceProvisioningCorrelations checks deploy/grafana/datasources.yaml
@@ -63,6 +67,12 @@ func TestDatasourceProvisioningCorrelations(t *testing.T) {
 	if tl["datasourceUid"] != uid["loki"] || tl["filterByTraceID"] != true {
 		t.Errorf("tempo tracesToLogsV2 must query Loki filtered by trace id: %v", tl)
 	}
+	checkTracesToLogs(t, tl, list(tl, "tags"))
+	// The service map reads traces_service_graph_* series; nothing in opsight
+	// writes them, so a serviceMap setting would only show an empty map.
+	if sm, ok := byType["tempo"]["serviceMap"]; ok {
+		t.Errorf("tempo serviceMap %v: nothing produces service-graph metrics (traces_service_graph_*); drop it or produce them", sm)
+	}
 	tm := sub(byType["tempo"], "tracesToMetrics")
 	if tm["datasourceUid"] != uid["prometheus"] || len(list(tm, "queries")) == 0 {
 		t.Errorf("tempo tracesToMetrics must point at Prometheus with queries: %v", tm)
@@ -101,4 +111,44 @@ func tempoMetricQueries(t *testing.T) []string {
 		t.Fatal("datasources.yaml: no tracesToMetrics queries")
 	}
 	return out
+}
+
+// checkTracesToLogs: the trace -> logs link is a custom query that filters
+// on the trace_id structured metadata (so lines joined by reconcile id,
+// whose text never holds the id, are found too), tolerates an id without
+// leading zeros, and narrows only by Loki stream labels the sidecar sets,
+// each mapped from the span resource attribute that label comes from (so
+// the values agree: one service identity). test/drilldown runs the query
+// on the sidecar's real output.
+func checkTracesToLogs(t *testing.T, tl map[string]any, tags []map[string]any) {
+	t.Helper()
+	if tl["customQuery"] != true {
+		t.Errorf("tracesToLogsV2.customQuery must be true (the default query of older Grafanas is a line filter that misses joined lines): %v", tl)
+	}
+	q, _ := tl["query"].(string)
+	if !strings.Contains(q, `| trace_id=~"0*$${__trace.traceId}"`) || !strings.HasPrefix(q, "{$${__tags}}") {
+		t.Errorf("tracesToLogsV2.query = %q: want {$${__tags}} | trace_id=~\"0*$${__trace.traceId}\" (stream labels of the span's tags, trace_id metadata, ids without leading zeros; $$ escapes provisioning's env expansion)", q)
+	}
+	if strings.Contains(q, "|=") || strings.Contains(q, "|~") {
+		t.Errorf("tracesToLogsV2.query = %q: a line filter misses the joined lines, whose text has no trace id", q)
+	}
+	fromAttr := map[string]string{}
+	for _, l := range conventions.LokiLabels {
+		fromAttr[l.Resource] = l.Label
+	}
+	var mapped []string
+	for _, tag := range tags {
+		key, _ := tag["key"].(string)
+		val, _ := tag["value"].(string)
+		if want, ok := fromAttr[key]; !ok || val != want {
+			t.Errorf("tracesToLogsV2 tag %s -> %s: want a Loki stream label from that resource attribute (%q)", key, val, want)
+		}
+		mapped = append(mapped, val)
+	}
+	if !slices.Contains(mapped, conventions.LabelServiceName) {
+		t.Errorf("tracesToLogsV2 tags %v must map %s to %s (the one service identity)", mapped, conventions.AttrServiceName, conventions.LabelServiceName)
+	}
+	if slices.Contains(mapped, conventions.LabelPod) {
+		t.Errorf("tracesToLogsV2 tags %v narrow by pod: a trace may span pods of the service (leader handover, webhook server)", mapped)
+	}
 }

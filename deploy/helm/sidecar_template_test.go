@@ -39,7 +39,7 @@ spec:
     metadata:
       labels: {app: widget}
     spec:
-      {{- $sidecar := dict "values" .Values.opsight "container" "manager" "image" .Values.image "revision" .Values.revision "native" .Values.native }}
+      {{- $sidecar := dict "values" .Values.opsight "container" "manager" "image" .Values.image "serviceName" .Values.serviceName "revision" .Values.revision "native" .Values.native }}
       {{- if .Values.native }}
       initContainers:
         {{- include "opsight.sidecar" $sidecar | nindent 8 }}
@@ -96,7 +96,7 @@ func TestSidecarTemplateMatchesWebhook(t *testing.T) {
 				t.Fatal(err)
 			}
 			pod := corev1.Pod{TypeMeta: typeMetaPod, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "manager", Image: tc.image}}}}
-			pod.Annotations = map[string]string{webhook.AnnotationInject: "true"}
+			pod.Annotations = map[string]string{webhook.AnnotationInject: "true", webhook.AnnotationService: "widget-operator"}
 			if tc.revision != "" {
 				pod.Annotations[webhook.AnnotationRevision] = tc.revision
 			}
@@ -124,7 +124,7 @@ func TestSidecarTemplateMatchesWebhook(t *testing.T) {
 			must(t, os.WriteFile(filepath.Join(consumer, "Chart.yaml"), []byte(consumerChart), 0o644))
 			must(t, os.MkdirAll(filepath.Join(consumer, "templates"), 0o755))
 			must(t, os.WriteFile(filepath.Join(consumer, "templates", "deployment.yaml"), []byte(consumerDeployment), 0o644))
-			values := "image: " + tc.image + "\nrevision: " + jsonStr(tc.revision) + "\nnative: " + boolStr(tc.native) +
+			values := "image: " + tc.image + "\nserviceName: widget-operator\nrevision: " + jsonStr(tc.revision) + "\nnative: " + boolStr(tc.native) +
 				"\nopsight:\n  webhook: {enabled: false}\n  dashboards: {enabled: false}\n  prometheusRules: {enabled: false}\n  lokiRules: {enabled: false}\n"
 			for _, l := range strings.Split(strings.TrimSpace(tc.values), "\n") {
 				if l != "" {
@@ -171,6 +171,25 @@ func TestSidecarTemplateMatchesWebhook(t *testing.T) {
 				t.Errorf("logSource %s: template has the %s volume and mount: %t, want %t", cfg.LogSource, webhook.VolumeKubeAPIAccess, got, api)
 			}
 		})
+	}
+}
+
+// TestSidecarTemplateRequiresServiceName: without serviceName the template
+// fails, naming the key, instead of naming every kubebuilder operator
+// "manager" (the container name), which merges them into one service.
+func TestSidecarTemplateRequiresServiceName(t *testing.T) {
+	consumer := filepath.Join(t.TempDir(), "widget-operator")
+	if err := os.CopyFS(filepath.Join(consumer, "charts", "opsight"), os.DirFS(chartDir(t))); err != nil {
+		t.Fatal(err)
+	}
+	must(t, os.WriteFile(filepath.Join(consumer, "Chart.yaml"), []byte(consumerChart), 0o644))
+	must(t, os.MkdirAll(filepath.Join(consumer, "templates"), 0o755))
+	must(t, os.WriteFile(filepath.Join(consumer, "templates", "deployment.yaml"), []byte(consumerDeployment), 0o644))
+	must(t, os.WriteFile(filepath.Join(consumer, "values.yaml"), []byte("image: widget:1\nrevision: \"\"\nnative: true\n"+
+		"opsight:\n  webhook: {enabled: false}\n  dashboards: {enabled: false}\n  prometheusRules: {enabled: false}\n  lokiRules: {enabled: false}\n"), 0o644))
+	_, err := helmCmd(t, "template", "rel", consumer, "--namespace", "widget-system")
+	if err == nil || !strings.Contains(err.Error(), `opsight.sidecar: pass "serviceName"`) {
+		t.Fatalf("rendering without serviceName: err = %v, want the required-key message", err)
 	}
 }
 

@@ -121,7 +121,13 @@ var managedEnv = map[string]bool{
 	conventions.EnvNodeName: true, conventions.EnvContainer: true, conventions.EnvPodImage: true,
 	conventions.EnvRevision: true, conventions.EnvLogInclude: true, conventions.EnvStateDir: true,
 	conventions.EnvMetricsAddr: true, EnvLogSource: true, EnvGoMemLim: true,
+	conventions.EnvServiceName:     true, // per pod (ServiceIdentity): one value for every pod would merge services
+	conventions.EnvStateLimitBytes: true,
 }
+
+// minStateSize is the least state volume the sidecar accepts (its
+// checkpoints, queues and dead-letter file; operator-sidecar refuses less).
+const minStateSize = 16 << 20
 
 // DefaultConfig returns the settings used for keys the file leaves out.
 func DefaultConfig() Config {
@@ -215,6 +221,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MetricsPort < 1 || c.MetricsPort > 65535 {
 		return fmt.Errorf("metricsPort: %d: use 1..65535", c.MetricsPort)
+	}
+	if c.StateSizeLimit != nil && c.StateSizeLimit.Value() < minStateSize {
+		return fmt.Errorf("stateSizeLimit: %s is below 16Mi, the least the sidecar's checkpoints, queues and dead-letter file need; raise it (values: sidecar.stateSizeLimit)", c.StateSizeLimit.String())
 	}
 	if c.Resources != nil {
 		for name, req := range c.Resources.Requests {

@@ -62,6 +62,7 @@ func TestLoadConfigBad(t *testing.T) {
 		"bad_percent.yaml":              "goMemLimitPercent: 150",
 		"bad_requests_over_limits.yaml": "requests.memory 256Mi exceeds limits.memory 128Mi",
 		"bad_container_name.yaml":       `containerName: "Opsight_Sidecar"`,
+		"bad_state_size.yaml":           "stateSizeLimit: 8Mi is below 16Mi",
 		"does_not_exist.yaml":           "reading injection config",
 	} {
 		t.Run(file, func(t *testing.T) {

@@ -75,17 +75,30 @@ func Plan(cfg *Config, pod *corev1.Pod, namespace string) ([]patchOp, []string) 
 	if hasContainer(pod, cfg.ContainerName) {
 		return nil, nil // already injected (re-invocation, or a pod created from an injected spec)
 	}
-	target, warn := targetContainer(pod)
-	if target == nil {
+	ti, warn := targetContainer(pod)
+	if ti < 0 {
 		return nil, []string{warn}
 	}
+	target := &pod.Spec.Containers[ti]
 	revision := pod.Annotations[AnnotationRevision]
 	if revision == "" {
 		revision = RevisionFromImage(target.Image)
 	}
-	c := sidecarContainer(cfg, target, revision)
+	id := ServiceIdentity(pod, target)
+	c := sidecarContainer(cfg, target, revision, id.Name)
 
 	var ops []patchOp
+	if id.SetOTel {
+		// The operator's SDK gets the same name as the sidecar, so its spans
+		// and its logs land under one service.
+		env := corev1.EnvVar{Name: EnvOTelServiceName, Value: id.Name}
+		base := "/spec/containers/" + strconv.Itoa(ti) + "/env"
+		if target.Env == nil {
+			ops = append(ops, patchOp{"add", base, []corev1.EnvVar{env}})
+		} else {
+			ops = append(ops, patchOp{"add", base + "/-", env})
+		}
+	}
 	if pod.Labels == nil {
 		ops = append(ops, patchOp{"add", "/metadata/labels", map[string]string{LabelInjected: "true"}})
 	} else {
@@ -109,7 +122,7 @@ func Plan(cfg *Config, pod *corev1.Pod, namespace string) ([]patchOp, []string) 
 		// network), before the main containers start.
 		ops = append(ops, patchOp{"add", "/spec/initContainers/-", c})
 	}
-	return ops, nil
+	return ops, id.Warnings
 }
 
 func hasContainer(pod *corev1.Pod, name string) bool {
@@ -123,28 +136,30 @@ func hasContainer(pod *corev1.Pod, name string) bool {
 	return false
 }
 
-func targetContainer(pod *corev1.Pod) (*corev1.Container, string) {
+// targetContainer returns the index of the operator container in
+// pod.Spec.Containers, or -1 and a warning.
+func targetContainer(pod *corev1.Pod) (int, string) {
 	want := pod.Annotations[AnnotationContainer]
 	if want == "" {
 		if len(pod.Spec.Containers) == 0 {
-			return nil, "opsight: pod has no containers; sidecar not injected"
+			return -1, "opsight: pod has no containers; sidecar not injected"
 		}
-		return &pod.Spec.Containers[0], ""
+		return 0, ""
 	}
 	names := make([]string, 0, len(pod.Spec.Containers))
 	for i := range pod.Spec.Containers {
 		if pod.Spec.Containers[i].Name == want {
-			return &pod.Spec.Containers[i], ""
+			return i, ""
 		}
 		names = append(names, pod.Spec.Containers[i].Name)
 	}
 	// A warning, not a denial: a typo in an annotation must not stop the
 	// operator from running.
-	return nil, fmt.Sprintf("opsight: annotation %s=%q names no container of this pod (containers: %s); sidecar not injected",
+	return -1, fmt.Sprintf("opsight: annotation %s=%q names no container of this pod (containers: %s); sidecar not injected",
 		AnnotationContainer, want, strings.Join(names, ", "))
 }
 
-func sidecarContainer(cfg *Config, target *corev1.Container, revision string) corev1.Container {
+func sidecarContainer(cfg *Config, target *corev1.Container, revision, service string) corev1.Container {
 	field := func(name, path string) corev1.EnvVar {
 		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{
 			FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}}
@@ -158,14 +173,21 @@ func sidecarContainer(cfg *Config, target *corev1.Container, revision string) co
 		{Name: conventions.EnvContainer, Value: target.Name},
 		{Name: conventions.EnvPodImage, Value: target.Image},
 		{Name: conventions.EnvRevision, Value: revision},
+		{Name: conventions.EnvServiceName, Value: service},
 		{Name: EnvLogSource, Value: cfg.LogSource},
 	}
 	if cfg.LogSource == LogSourceFile {
+		// *.log* and not *.log: kubelet renames 0.log to 0.log.<time> and
+		// gzips older rotations; a sidecar that fell behind (restart, outage)
+		// must still find the lines it has not read in those files.
 		env = append(env, corev1.EnvVar{Name: conventions.EnvLogInclude,
-			Value: PodLogsMountPath + "/" + target.Name + "/*.log"})
+			Value: PodLogsMountPath + "/" + target.Name + "/*.log*"})
 	}
 	env = append(env,
 		corev1.EnvVar{Name: conventions.EnvStateDir, Value: conventions.DefaultStateDir},
+		// The sidecar sizes its queues and files to the emptyDir: the kubelet
+		// evicts the whole pod when the volume passes its sizeLimit.
+		corev1.EnvVar{Name: conventions.EnvStateLimitBytes, Value: strconv.FormatInt(cfg.StateSizeLimit.Value(), 10)},
 		corev1.EnvVar{Name: conventions.EnvMetricsAddr, Value: ":" + strconv.Itoa(int(cfg.MetricsPort))},
 	)
 	if v, ok := goMemLimit(cfg); ok {

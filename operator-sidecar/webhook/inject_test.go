@@ -149,13 +149,21 @@ func TestInjectFixtures(t *testing.T) {
 		revision, target      string
 		goMemLimit            string // "" = must be absent
 		initBefore            int    // init containers of the pod itself, sidecar comes after them
+		service               string // OPSIGHT_SERVICE_NAME of the sidecar and OTEL_SERVICE_NAME of the operator
 	}{
-		{"operator_native", "review_operator.json", "config.yaml", true, "v1.4.2", "manager", "120795955", 0},
-		{"operator_regular", "review_operator.json", "config.yaml", false, "v1.4.2", "manager", "120795955", 0},
-		{"revision_annotation_native", "review_revision_annotation.json", "config.yaml", true, "2026.11.3-rc1", "manager", "120795955", 1},
-		{"revision_annotation_regular", "review_revision_annotation.json", "config.yaml", false, "2026.11.3-rc1", "manager", "120795955", 1},
-		{"digest_port_native", "review_digest_port.json", "config.yaml", true, "sha256:0123456789ab", "manager", "120795955", 0},
-		{"operator_api_regular", "review_operator.json", "config_api.yaml", false, "v1.4.2", "manager", "450000000", 0},
+		// The Deployment's name, from the ReplicaSet owner without its pod-template-hash.
+		{"operator_native", "review_operator.json", "config.yaml", true, "v1.4.2", "manager", "120795955", 0, "widget-controller-manager"},
+		{"operator_regular", "review_operator.json", "config.yaml", false, "v1.4.2", "manager", "120795955", 0, "widget-controller-manager"},
+		{"revision_annotation_native", "review_revision_annotation.json", "config.yaml", true, "2026.11.3-rc1", "manager", "120795955", 1, "widget-controller-manager"},
+		{"revision_annotation_regular", "review_revision_annotation.json", "config.yaml", false, "2026.11.3-rc1", "manager", "120795955", 1, "widget-controller-manager"},
+		// No pod-template-hash label: a bare ReplicaSet, which is the workload itself.
+		{"digest_port_native", "review_digest_port.json", "config.yaml", true, "sha256:0123456789ab", "manager", "120795955", 0, "widget-controller-manager-5b6c7d8e9f"},
+		{"operator_api_regular", "review_operator.json", "config_api.yaml", false, "v1.4.2", "manager", "450000000", 0, "widget-controller-manager"},
+		// The annotation beats the app.kubernetes.io/name label; the
+		// operator's existing env gets OTEL_SERVICE_NAME appended.
+		{"service_annotation_native", "review_service_annotation.json", "config.yaml", true, "v1.4.2", "manager", "120795955", 0, "widget-operator"},
+		// The operator's own OTEL_SERVICE_NAME beats the label and is kept.
+		{"otel_env_native", "review_otel_env.json", "config.yaml", true, "v1.4.2", "manager", "120795955", 0, "widget-operator"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := loadCfg(t, tc.config, tc.native)
@@ -192,6 +200,10 @@ func TestInjectFixtures(t *testing.T) {
 			if got := env["CONTAINER_NAME"].Value; got != tc.target {
 				t.Errorf("CONTAINER_NAME = %q, want %q", got, tc.target)
 			}
+			if got := env["OPSIGHT_SERVICE_NAME"].Value; got != tc.service {
+				t.Errorf("OPSIGHT_SERVICE_NAME = %q, want %q", got, tc.service)
+			}
+			checkOTelServiceName(t, pod, tc.target, tc.service)
 			if got, ok := env["GOMEMLIMIT"]; (tc.goMemLimit == "") == ok || got.Value != tc.goMemLimit {
 				t.Errorf("GOMEMLIMIT = %q (set %t), want %q", got.Value, ok, tc.goMemLimit)
 			}
@@ -204,12 +216,41 @@ func TestInjectFixtures(t *testing.T) {
 			if env["OPSIGHT_STATE_DIR"].Value != "/var/lib/opsight" {
 				t.Errorf("OPSIGHT_STATE_DIR = %q", env["OPSIGHT_STATE_DIR"].Value)
 			}
+			if got := env["OPSIGHT_STATE_LIMIT_BYTES"].Value; got != "268435456" { // stateSizeLimit 256Mi
+				t.Errorf("OPSIGHT_STATE_LIMIT_BYTES = %q, want the emptyDir's sizeLimit 256Mi in bytes", got)
+			}
 			if pod.Labels[LabelInjected] != "true" {
 				t.Errorf("label %s not set: %v", LabelInjected, pod.Labels)
 			}
 			checkLogAccess(t, cfg, pod, sc, env, tc.target)
 		})
 	}
+}
+
+// checkOTelServiceName: the operator container has exactly one
+// OTEL_SERVICE_NAME, equal to the sidecar's service name, and keeps every
+// variable it had.
+func checkOTelServiceName(t *testing.T, pod *corev1.Pod, target, want string) {
+	t.Helper()
+	for _, c := range pod.Spec.Containers {
+		if c.Name != target {
+			continue
+		}
+		n := 0
+		for _, e := range c.Env {
+			if e.Name == EnvOTelServiceName {
+				n++
+				if e.Value != want {
+					t.Errorf("%s: OTEL_SERVICE_NAME = %q, want %q", target, e.Value, want)
+				}
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s: %d OTEL_SERVICE_NAME entries, want 1: %+v", target, n, c.Env)
+		}
+		return
+	}
+	t.Errorf("no container %s", target)
 }
 
 func checkLogAccess(t *testing.T, cfg *Config, pod *corev1.Pod, sc *corev1.Container, env map[string]corev1.EnvVar, target string) {
@@ -248,7 +289,7 @@ func checkLogAccess(t *testing.T, cfg *Config, pod *corev1.Pod, sc *corev1.Conta
 	if m == nil || !m.ReadOnly || m.SubPathExpr != "$(POD_NAMESPACE)_$(POD_NAME)_$(POD_UID)" {
 		t.Fatalf("log mount must be read-only, the pod's own dir only: %+v", m)
 	}
-	if got, want := env["OPSIGHT_LOG_INCLUDE"].Value, m.MountPath+"/"+target+"/*.log"; got != want {
+	if got, want := env["OPSIGHT_LOG_INCLUDE"].Value, m.MountPath+"/"+target+"/*.log*"; got != want {
 		t.Errorf("OPSIGHT_LOG_INCLUDE = %q, want %q", got, want)
 	}
 	// subPathExpr may only use variables defined before... in the same container.
@@ -345,6 +386,7 @@ func TestInjectTwiceGivesOneSidecar(t *testing.T) {
 			t.Fatalf("%s native=%t: %d sidecars", tc.config, tc.native, n)
 		}
 		checkAPIAccess(t, cfg.LogSource == LogSourceAPI, &pod, sc)
+		checkOTelServiceName(t, &pod, "manager", envOf(sc)["OPSIGHT_SERVICE_NAME"].Value)
 	}
 }
 
@@ -575,4 +617,28 @@ func TestMutateAPIPath(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServiceWarningInResponse: an operator whose own OTEL_SERVICE_NAME the
+// annotation overrides is still injected, its OTEL_SERVICE_NAME untouched,
+// and the user is told its spans will be renamed.
+func TestServiceWarningInResponse(t *testing.T) {
+	_, req := readFixture(t, "review_otel_env.json")
+	var pod corev1.Pod
+	if err := json.Unmarshal(req.Request.Object.Raw, &pod); err != nil {
+		t.Fatal(err)
+	}
+	pod.Annotations[AnnotationService] = "widget"
+	req.Request.Object.Raw, _ = json.Marshal(&pod)
+	body, _ := json.Marshal(req)
+	resp := review(t, loadCfg(t, "config.yaml", true), body)
+	if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], `names its spans "widget-operator"`) {
+		t.Errorf("warnings = %q, want one about the renamed spans", resp.Warnings)
+	}
+	_, out := applyPatch(t, req, resp)
+	sc, _, n := findSidecar(out)
+	if n != 1 || envOf(sc)["OPSIGHT_SERVICE_NAME"].Value != "widget" {
+		t.Fatalf("%d sidecars, OPSIGHT_SERVICE_NAME %q; want 1, widget", n, envOf(sc)["OPSIGHT_SERVICE_NAME"].Value)
+	}
+	checkOTelServiceName(t, out, "manager", "widget-operator") // the operator's own value is kept
 }

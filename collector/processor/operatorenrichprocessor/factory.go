@@ -94,8 +94,9 @@ func (f *enrichFactory) acquire(set processor.Settings, cfg component.Config) (*
 		return nil, fmt.Errorf("operatorenrich: risk patterns: %w", err)
 	}
 	logger.Info("operatorenrich configured", zap.String("revision", s.revision), zap.String("revision_source", s.revisionSourceLabel),
-		zap.Int("risk_patterns", e.matcher.Len()))
-	sh := &shared{e: e, index: newSpanIndex(s.indexSize, s.indexTTL)}
+		zap.String("service_name", s.serviceName), zap.Int("risk_patterns", e.matcher.Len()))
+	sh := &shared{e: e, index: newSpanIndex(s.indexSize, s.indexTTL),
+		svc: newServiceCheck(s.serviceName, m.SpanServiceMismatch, logger, f.now)}
 	f.shared[set.ID] = sh
 	return sh, nil
 }

@@ -19,8 +19,9 @@ import (
 type shared struct {
 	e     *enricher
 	index *spanIndex
-	held  atomic.Int64 // log records in batches currently held for the join
-	refs  int          // started processors (guarded by the factory's mutex)
+	svc   *serviceCheck // spans named otherwise than the pod's service
+	held  atomic.Int64  // log records in batches currently held for the join
+	refs  int           // started processors (guarded by the factory's mutex)
 	yield holdYield
 }
 
@@ -214,6 +215,7 @@ func (p *tracesProcessor) processTraces(_ context.Context, td ptrace.Traces) (pt
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
+		p.sh.svc.check(rs) // before stampResource replaces the name
 		p.e.stampResource(rs.Resource().Attributes())
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {

@@ -120,19 +120,23 @@ dependency (docs/helm.md):
 
   initContainers:   # or containers: when native is false
     {{- include "opsight.sidecar" (dict "values" .Values.opsight "container" "manager"
-          "image" "ghcr.io/acme/op:v1.4.2" "native" true) | nindent 8 }}
+          "image" "ghcr.io/acme/op:v1.4.2" "serviceName" "acme-operator" "native" true) | nindent 8 }}
   volumes:
     {{- include "opsight.sidecarVolumes" (dict "values" .Values.opsight) | nindent 8 }}
 
 Keys: values (the opsight chart's values), container (the operator container
-name), image (its image: the revision defaults to its tag), revision
+name), image (its image: the revision defaults to its tag), serviceName
+(required: the pod's service identity, CONVENTIONS.md "Service identity";
+give the operator container the same OTEL_SERVICE_NAME), revision
 (optional override), native (true: restartPolicy Always, for initContainers).
-It renders the same container as the webhook injects (a test checks).
+It renders the same container as the webhook injects for a pod annotated
+opsight.dev/service: <serviceName> (a test checks).
 */}}
 {{- define "opsight.sidecar" -}}
 {{- $v := .values -}}
 {{- $s := $v.sidecar -}}
 {{- $image := printf "%s:%s" $v.image.repository (default (include "opsight.defaultTag" .) $v.image.tag) -}}
+{{- $service := required "opsight.sidecar: pass \"serviceName\", the operator's service name (Loki service_name, spans' service.name; set the same OTEL_SERVICE_NAME on the operator container). The container name (kubebuilder's \"manager\") names no service" .serviceName -}}
 {{- $revision := .revision -}}
 {{- if not $revision -}}
 {{- $ref := regexReplaceAll "@.*$" .image "" -}}
@@ -172,14 +176,18 @@ It renders the same container as the webhook injects (a test checks).
       value: {{ .image | quote }}
     - name: OPSIGHT_REVISION
       value: {{ $revision | quote }}
+    - name: OPSIGHT_SERVICE_NAME
+      value: {{ $service | quote }}
     - name: OPSIGHT_LOG_SOURCE
       value: {{ $s.logSource | quote }}
     {{- if eq $s.logSource "file" }}
     - name: OPSIGHT_LOG_INCLUDE
-      value: {{ printf "/var/log/opsight-pod/%s/*.log" .container | quote }}
+      value: {{ printf "/var/log/opsight-pod/%s/*.log*" .container | quote }}
     {{- end }}
     - name: OPSIGHT_STATE_DIR
       value: /var/lib/opsight
+    - name: OPSIGHT_STATE_LIMIT_BYTES
+      value: {{ include "opsight.memBytes" $s.stateSizeLimit | quote }}
     - name: OPSIGHT_METRICS_ADDR
       value: {{ printf ":%v" $s.metricsPort | quote }}
     {{- with $s.resources.limits }}{{ with .memory }}
