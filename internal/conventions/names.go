@@ -6,18 +6,21 @@ const (
 	AttrServiceName     = "service.name"
 	AttrServiceVersion  = "service.version" // the revision
 	AttrOriginalVersion = "opsight.original_version"
-	AttrCluster         = "k8s.cluster.name"
-	AttrNamespace       = "k8s.namespace.name"
-	AttrPod             = "k8s.pod.name"
-	AttrContainer       = "k8s.container.name"
-	AttrNode            = "k8s.node.name"
-	AttrZone            = "cloud.availability_zone"
-	AttrNodePool        = "k8s.node_pool.name"
-	AttrLogFilePath     = "log.file.path"
-	AttrLogIOStream     = "log.iostream"
-	AttrPodUID          = "k8s.pod.uid"
-	AttrReconcileIDSpan = "reconcile.id" // default span attribute carrying the correlation key
-	AttrControllerSpan  = "controller"
+	// AttrOriginalServiceName keeps a span's own service.name when it
+	// differed from the pod's service identity.
+	AttrOriginalServiceName = "opsight.original_service_name"
+	AttrCluster             = "k8s.cluster.name"
+	AttrNamespace           = "k8s.namespace.name"
+	AttrPod                 = "k8s.pod.name"
+	AttrContainer           = "k8s.container.name"
+	AttrNode                = "k8s.node.name"
+	AttrZone                = "cloud.availability_zone"
+	AttrNodePool            = "k8s.node_pool.name"
+	AttrLogFilePath         = "log.file.path"
+	AttrLogIOStream         = "log.iostream"
+	AttrPodUID              = "k8s.pod.uid"
+	AttrReconcileIDSpan     = "reconcile.id" // default span attribute carrying the correlation key
+	AttrControllerSpan      = "controller"
 )
 
 // Log record attributes set by the enrichment processor. They become Loki

@@ -15,7 +15,7 @@ import (
 // attrOriginalServiceName keeps the service.name a span arrived with when it
 // differed from the pod's (like opsight.original_version for revisions).
 // Not in internal/conventions yet: see README.md "Revision and service name".
-const attrOriginalServiceName = "opsight.original_service_name"
+const attrOriginalServiceName = conventions.AttrOriginalServiceName
 
 const (
 	// mismatchWarnEvery: one warning per disagreeing name per interval, so a
