@@ -24,13 +24,18 @@ import (
 // typical controller-runtime JSON lines: file reads, framing, batching into
 // pdata, ConsumeLogs (a no-op consumer) and checkpoint bookkeeping (in
 // memory). It reports ns/line and allocs/line.
-func BenchmarkReadCRI(b *testing.B) { benchRead(b, false) }
+func BenchmarkReadCRI(b *testing.B) { benchRead(b, false, false) }
 
 // BenchmarkReadCRIFileStorage is the same with checkpoints committed to a
 // real file_storage extension after every batch.
-func BenchmarkReadCRIFileStorage(b *testing.B) { benchRead(b, true) }
+func BenchmarkReadCRIFileStorage(b *testing.B) { benchRead(b, true, false) }
 
-func benchRead(b *testing.B, withStorage bool) {
+// BenchmarkReadCRIGzip reads the same lines from a compressed rotation
+// (N.log.<timestamp>.gz): the identifying pass over the whole .gz, then the
+// decompressing read.
+func BenchmarkReadCRIGzip(b *testing.B) { benchRead(b, false, true) }
+
+func benchRead(b *testing.B, withStorage, compressed bool) {
 	const n = 50000
 	dir := filepath.Join(b.TempDir(), "var", "log", "pods", "opsys_manager-abc_uid-1", "manager")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -44,8 +49,11 @@ func benchRead(b *testing.B, withStorage bool) {
 		}
 		fmt.Fprintf(&sb, "2024-03-01T10:11:12.%09dZ %s F {\"level\":\"info\",\"ts\":\"2024-03-01T10:11:12.%06dZ\",\"logger\":\"controller.widget\",\"msg\":\"Reconciling\",\"controller\":\"widget\",\"namespace\":\"default\",\"name\":\"w-%d\",\"reconcileID\":\"6f1c2d3e-%08d\"}\n", i, stream, i%1e6, i, i)
 	}
-	path := filepath.Join(dir, "0.log")
-	if err := os.WriteFile(path, []byte(sb.String()), 0o644); err != nil {
+	path, data := filepath.Join(dir, "0.log"), []byte(sb.String())
+	if compressed {
+		path, data = path+".20261201-101500.gz", gzipBytes(b, data)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
 		b.Fatal(err)
 	}
 	cfg := createDefaultConfig().(*Config)
@@ -86,7 +94,7 @@ func benchRead(b *testing.B, withStorage bool) {
 			}
 		}
 		for _, r := range rc.readers {
-			r.f.Close()
+			r.closeFile()
 		}
 		if rc.client != nil {
 			rc.client.Close(context.Background())

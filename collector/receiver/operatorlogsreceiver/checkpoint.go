@@ -12,11 +12,17 @@ import (
 const checkpointKey = "operatorlogs.checkpoints.v1"
 
 // maxRetired bounds how many closed files are remembered, so a rotated file
-// that is matched again (a glob that covers N.log.<ts>, a copytruncate copy)
-// resumes where it was left instead of being read twice. kubelet keeps 5
-// files per container by default; the bound also keeps the document, written
-// on every commit, small.
-const maxRetired = 16
+// that is matched again (a glob that covers N.log.<ts> or its .gz, a
+// copytruncate copy) resumes where it was left instead of being read twice.
+// Only files still found under an include path are kept (forgetAbsent), so
+// the bound matters only with more than this many rotations on disk (kubelet
+// keeps 5 per container by default); it also keeps the document, written on
+// every commit, small.
+const maxRetired = 64
+
+// forgetAfterPolls is how many polls in a row a retired file's checkpoint is
+// kept while no include path leads to the file.
+const forgetAfterPolls = 25
 
 type checkpointDoc struct {
 	Files []fileCheckpoint `json:"files"`
@@ -29,9 +35,12 @@ type fileCheckpoint struct {
 	Path    string              `json:"path"`
 	Offset  int64               `json:"offset"` // first byte not yet turned into records
 	Format  string              `json:"format,omitempty"`
-	Active  bool                `json:"active,omitempty"` // the file was open (not retired) when saved
+	Active  bool                `json:"active,omitempty"`  // the file was open (not retired) when saved
+	Rotated bool                `json:"rotated,omitempty"` // its rotation was counted already
 	Partial []partialCheckpoint `json:"partial,omitempty"`
 	Long    *longCheckpoint     `json:"long,omitempty"`
+
+	absent int // polls in a row the file was not found (in memory only)
 }
 
 // partialCheckpoint is a logical line whose pieces (CRI P lines, docker

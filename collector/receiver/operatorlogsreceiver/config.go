@@ -58,6 +58,10 @@ type Config struct {
 	// LongLines says what happens to a longer line: split (every byte is
 	// shipped, in pieces) or truncate (the rest is dropped).
 	LongLines string `mapstructure:"long_lines"`
+	// ForceFlushPeriod is how long an unterminated last line or a logical
+	// line whose end (CRI F, docker's last piece) has not come waits for
+	// more bytes before it is shipped as it is; 0 waits forever.
+	ForceFlushPeriod time.Duration `mapstructure:"force_flush_period"`
 	// FingerprintSize is how many leading bytes identify a file.
 	FingerprintSize int `mapstructure:"fingerprint_size"`
 	// MaxBatchLines and MaxBatchBytes bound one ConsumeLogs call.
@@ -140,6 +144,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxLineSize < minLineSize || c.MaxLineSize > maxLineSizeLimit {
 		errs = append(errs, fmt.Errorf("max_line_size: %d is outside [%d, %d] bytes", c.MaxLineSize, minLineSize, maxLineSizeLimit))
+	}
+	if c.ForceFlushPeriod < 0 {
+		errs = append(errs, fmt.Errorf("force_flush_period: %v is negative; use 0 to never ship a line before its end", c.ForceFlushPeriod))
 	}
 	switch c.LongLines {
 	case LongLinesSplit, LongLinesTrunc:

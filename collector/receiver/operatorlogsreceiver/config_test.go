@@ -29,7 +29,7 @@ func TestLoadConfig(t *testing.T) {
 		t.Errorf("defaults: got %+v, want %+v", def, want)
 	}
 	if def.StartAt != StartAtBeginning || def.PollInterval != 200*time.Millisecond || def.MaxLineSize != 262144 ||
-		def.LongLines != LongLinesSplit || def.FingerprintSize != 1024 || def.Format != FormatAuto || !def.IncludeFilePath || def.Storage != nil {
+		def.LongLines != LongLinesSplit || def.ForceFlushPeriod != time.Second || def.FingerprintSize != 1024 || def.Format != FormatAuto || !def.IncludeFilePath || def.Storage != nil {
 		t.Errorf("unexpected defaults: %+v", def)
 	}
 
@@ -42,7 +42,7 @@ func TestLoadConfig(t *testing.T) {
 		Source: SourceFile, API: APIConfig{TokenFile: DefaultTokenFile, CAFile: DefaultCAFile},
 		Include: []string{"/var/log/pods/ns_op-*/manager/*.log"}, Exclude: []string{"/var/log/pods/*/istio-proxy/*.log"},
 		Format: FormatCRI, StartAt: StartAtEnd, PollInterval: 50 * time.Millisecond, MaxLineSize: 65536,
-		LongLines: LongLinesTrunc, FingerprintSize: 2048, MaxBatchLines: 500, MaxBatchBytes: 524288,
+		LongLines: LongLinesTrunc, ForceFlushPeriod: 3 * time.Second, FingerprintSize: 2048, MaxBatchLines: 500, MaxBatchBytes: 524288,
 		Storage: &storageID, IncludeFilePath: false,
 	}
 	if !equalConfig(custom, want) {
@@ -65,7 +65,7 @@ func TestLoadConfig(t *testing.T) {
 func equalConfig(a, b *Config) bool {
 	eqs := func(x, y []string) bool { return strings.Join(x, "\x00") == strings.Join(y, "\x00") }
 	return a.Source == b.Source && a.API == b.API && eqs(a.Include, b.Include) && eqs(a.Exclude, b.Exclude) && a.Format == b.Format && a.StartAt == b.StartAt &&
-		a.PollInterval == b.PollInterval && a.MaxLineSize == b.MaxLineSize && a.LongLines == b.LongLines &&
+		a.PollInterval == b.PollInterval && a.MaxLineSize == b.MaxLineSize && a.LongLines == b.LongLines && a.ForceFlushPeriod == b.ForceFlushPeriod &&
 		a.FingerprintSize == b.FingerprintSize && a.MaxBatchLines == b.MaxBatchLines && a.MaxBatchBytes == b.MaxBatchBytes &&
 		((a.Storage == nil) == (b.Storage == nil)) && (a.Storage == nil || *a.Storage == *b.Storage) && a.IncludeFilePath == b.IncludeFilePath
 }
@@ -78,6 +78,7 @@ func TestBadConfigs(t *testing.T) {
 		{"bad_long_lines.yaml", "long_lines:"},
 		{"bad_max_line_size.yaml", "max_line_size:"},
 		{"bad_poll_interval.yaml", "poll_interval:"},
+		{"bad_force_flush_period.yaml", "force_flush_period:"},
 		{"bad_fingerprint_size.yaml", "fingerprint_size:"},
 		{"bad_glob.yaml", "include: bad glob"},
 		{"bad_exclude_glob.yaml", "exclude: bad glob"},

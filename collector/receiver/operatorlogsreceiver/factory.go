@@ -20,6 +20,12 @@ const (
 	defaultFingerprintSize = 1 << 10
 	defaultMaxBatchLines   = 1000
 	defaultMaxBatchBytes   = 1 << 20
+	// A runtime writes whole lines, and splits long ones into pieces written
+	// back to back, so a line stays unended only when its writer died or
+	// stalled mid-line. 1s (filelog's is 500ms) is five polls at the default
+	// poll_interval: a slow write of a split line is not cut in two, and a
+	// crashed operator's last line still arrives within about a second.
+	defaultForceFlushPeriod = time.Second
 )
 
 var componentType = component.MustNewType(typeStr)
@@ -47,16 +53,17 @@ func newFactory(o factoryOptions) receiver.Factory {
 
 func createDefaultConfig() component.Config {
 	return &Config{
-		Source:          SourceFile,
-		API:             APIConfig{TokenFile: DefaultTokenFile, CAFile: DefaultCAFile},
-		Format:          FormatAuto,
-		StartAt:         StartAtBeginning,
-		PollInterval:    defaultPollInterval,
-		MaxLineSize:     defaultMaxLineSize,
-		LongLines:       LongLinesSplit,
-		FingerprintSize: defaultFingerprintSize,
-		MaxBatchLines:   defaultMaxBatchLines,
-		MaxBatchBytes:   defaultMaxBatchBytes,
-		IncludeFilePath: true,
+		Source:           SourceFile,
+		API:              APIConfig{TokenFile: DefaultTokenFile, CAFile: DefaultCAFile},
+		Format:           FormatAuto,
+		StartAt:          StartAtBeginning,
+		PollInterval:     defaultPollInterval,
+		MaxLineSize:      defaultMaxLineSize,
+		LongLines:        LongLinesSplit,
+		ForceFlushPeriod: defaultForceFlushPeriod,
+		FingerprintSize:  defaultFingerprintSize,
+		MaxBatchLines:    defaultMaxBatchLines,
+		MaxBatchBytes:    defaultMaxBatchBytes,
+		IncludeFilePath:  true,
 	}
 }

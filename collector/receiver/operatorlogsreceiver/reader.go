@@ -5,7 +5,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -39,6 +42,7 @@ type longLine struct {
 type reader struct {
 	rc   *operatorLogsReceiver
 	f    *os.File
+	gz   *gzipFile   // a compressed rotation: reads go through it, in decompressed offsets
 	info os.FileInfo // for os.SameFile: same inode means same file
 	path string
 	fp   []byte
@@ -54,9 +58,12 @@ type reader struct {
 
 	scratch []byte // docker unescaping
 
-	gone  bool // no include path leads to this file any more
-	idle  int  // polls in a row that read nothing
-	close bool // drained: close after the batch is committed
+	gone    bool // no include path leads to this file any more
+	idle    int  // polls in a row that read nothing
+	close   bool // drained: close after the batch is committed
+	rotated bool // its rotation was counted, or it never was the live file
+
+	lastData time.Time // when bytes were last read: the force flush period runs from here
 
 	res resource
 }
@@ -70,6 +77,33 @@ type resource struct {
 }
 
 func (r *reader) readOff() int64 { return r.offset + int64(r.n) }
+
+// readAt reads the file's content (decompressed for a .gz) at off.
+func (r *reader) readAt(p []byte, off int64) (int, error) {
+	if r.gz != nil {
+		return r.gz.ReadAt(p, off)
+	}
+	return r.f.ReadAt(p, off)
+}
+
+// size is the content's size now (decompressed for a .gz).
+func (r *reader) size() (int64, error) {
+	if r.gz != nil {
+		return r.gz.size, nil
+	}
+	fi, err := r.f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+func (r *reader) closeFile() {
+	if r.gz != nil {
+		r.gz.Close()
+	}
+	r.f.Close()
+}
 
 // setPath records where the file is found and recomputes the resource.
 func (r *reader) setPath(p string) {
@@ -110,6 +144,65 @@ func k8sFromPath(p string) (k8sNames, bool) {
 	return k8sNames{parts[0], parts[1], parts[2], c}, true
 }
 
+// liveName reports whether p is named like a file being written (kubelet's
+// N.log), not like a rotation (N.log.<timestamp>, N.log.1, .gz).
+func liveName(p string) bool {
+	base := filepath.Base(p)
+	return !isCompressed(base) && !strings.Contains(base, ".log.") && !strings.Contains(base, ".log-")
+}
+
+// isRotationOf reports whether p is named like a rotation of live:
+// N.log.1, N.log-20240301, N.log.<timestamp> beside N.log.
+func isRotationOf(p, live string) bool {
+	dir, base := filepath.Split(p)
+	ldir, lbase := filepath.Split(live)
+	return dir == ldir && len(base) > len(lbase) && strings.HasPrefix(base, lbase) && (base[len(lbase)] == '.' || base[len(lbase)] == '-')
+}
+
+// fileKey places a file among its container's files.
+type fileKey struct {
+	group  string // directory and instance (0.log): one sequence of lines
+	dir    string
+	stem   string // N.log
+	num    int64  // N (kubelet's restart count), -1 when not a number
+	live   bool   // N.log itself, not a rotation of it
+	suffix string // the rotation's suffix (timestamp), without .gz
+}
+
+func fileOrder(p string) fileKey {
+	dir, base := filepath.Split(p)
+	stem, suffix := base, ""
+	if i := strings.Index(base, ".log"); i >= 0 {
+		stem, suffix = base[:i+len(".log")], base[i+len(".log"):]
+	}
+	suffix = strings.TrimSuffix(suffix, ".gz")
+	num := int64(-1)
+	if n, err := strconv.ParseInt(strings.TrimSuffix(stem, ".log"), 10, 64); err == nil {
+		num = n
+	}
+	return fileKey{group: dir + stem, dir: dir, stem: stem, num: num, live: suffix == "", suffix: suffix}
+}
+
+// lessPath orders files oldest first: by directory, instance (0.log before
+// 1.log), then each instance's rotations by their suffix (kubelet's
+// timestamps sort as text) before the live file.
+func lessPath(a, b string) bool {
+	ka, kb := fileOrder(a), fileOrder(b)
+	switch {
+	case ka.dir != kb.dir:
+		return ka.dir < kb.dir
+	case ka.num != kb.num && ka.num >= 0 && kb.num >= 0:
+		return ka.num < kb.num
+	case ka.stem != kb.stem:
+		return ka.stem < kb.stem
+	case ka.live != kb.live:
+		return kb.live
+	case ka.suffix != kb.suffix:
+		return ka.suffix < kb.suffix
+	}
+	return a < b
+}
+
 // head reads up to size leading bytes of f.
 func head(f *os.File, size int64, max int) []byte {
 	n := int64(max)
@@ -125,6 +218,9 @@ func head(f *os.File, size int64, max int) []byte {
 // it shrank below what was read, or its first bytes changed. It reports the
 // current size.
 func (r *reader) checkTruncated() (int64, error) {
+	if r.gz != nil {
+		return r.gz.size, nil // a complete .gz does not change
+	}
 	fi, err := r.f.Stat()
 	if err != nil {
 		return 0, err
@@ -138,7 +234,7 @@ func (r *reader) checkTruncated() (int64, error) {
 		}
 		return size, nil
 	}
-	r.rc.metrics.TailRotations.Inc()
+	r.rc.countRotation(nil) // the same file goes on: every truncation counts
 	r.rc.logger.Info("log file truncated (copytruncate or truncation); reading it again from the start",
 		zapPath(r.path), zapInt64("read_offset", r.readOff()), zapInt64("size", size))
 	oldFP := r.fp
@@ -196,7 +292,7 @@ func findRotatedCopy(path string, fp []byte, from int64) *os.File {
 // spent, which sets rc.more so the next poll follows at once), turning
 // complete lines into records.
 func (r *reader) readAll(all bool) error {
-	var budget int64 = maxReadPerPoll
+	budget := r.rc.readBudget
 	for all || budget > 0 {
 		if r.n == len(r.buf) {
 			if err := r.longPiece(); err != nil {
@@ -204,7 +300,7 @@ func (r *reader) readAll(all bool) error {
 			}
 			continue
 		}
-		m, err := r.f.ReadAt(r.buf[r.n:], r.readOff())
+		m, err := r.readAt(r.buf[r.n:], r.readOff())
 		if m == 0 {
 			if err != nil && err != io.EOF {
 				return err
@@ -214,6 +310,7 @@ func (r *reader) readAll(all bool) error {
 		budget -= int64(m)
 		r.rc.readBytes += int64(m)
 		r.rc.now = nowTimestamp()
+		r.lastData = time.Now()
 		filled := r.n+m == len(r.buf)
 		r.n += m
 		if filled && len(r.buf) < r.rc.largeBuf() {
@@ -297,6 +394,18 @@ func (r *reader) line(line string) {
 // longPiece handles a full buffer without a newline: a physical line longer
 // than the buffer. Its bytes go on as pieces of one logical line.
 func (r *reader) longPiece() error {
+	r.unterminatedPiece()
+	if r.rc.batchFull() {
+		return r.rc.flush()
+	}
+	return nil
+}
+
+// unterminatedPiece turns the buffered bytes of a physical line whose end is
+// not read yet into a piece of its logical line and moves the offset past
+// them. The framing (CRI prefix) is taken from the first piece; the bytes
+// that end the line later are handled by longEnd.
+func (r *reader) unterminatedPiece() {
 	s := string(r.buf[:r.n])
 	if !r.long.active {
 		if r.format == "" {
@@ -313,10 +422,43 @@ func (r *reader) longPiece() error {
 	r.add(r.long.stream, r.long.ts, s, false, r.long.bad)
 	r.offset += int64(r.n)
 	r.n = 0
-	if r.rc.batchFull() {
-		return r.rc.flush()
+}
+
+// pendingOutput reports whether something read waits for an end: an
+// unterminated last line, or a logical line (CRI P, docker split) not ended.
+func (r *reader) pendingOutput() bool {
+	if r.n > 0 {
+		return true
 	}
-	return nil
+	for i := range r.acc {
+		if r.acc[i].active && !r.acc[i].dropping {
+			return true
+		}
+	}
+	return false
+}
+
+// forceFlush ships what has waited force_flush_period for its end: the
+// unterminated last line and every logical line not ended. What arrives
+// later is its own record (the unterminated line's rest through longEnd, a
+// late F or docker piece as a new logical line), so nothing is shipped
+// twice; the offset moves past what was shipped and the state the rest
+// needs (longLine) is in the checkpoint, so a restart continues exactly.
+// A line being dropped (long_lines: truncate) keeps being dropped.
+func (r *reader) forceFlush() {
+	if r.n > 0 {
+		r.unterminatedPiece()
+	}
+	for i := range r.acc {
+		p := &r.acc[i]
+		if !p.active || p.dropping {
+			continue
+		}
+		if len(p.buf) > 0 || !p.split {
+			r.rc.appendRecord(&r.res, string(p.buf), p.ts, uint8(i), p.split, p.bad)
+		}
+		r.resetPending(p)
+	}
 }
 
 // longEnd handles the end of a long physical line; its CRI tag (P or F) was
@@ -342,13 +484,14 @@ func (r *reader) add(stream uint8, ts uint64, content string, final, bad bool) {
 		p.buf = append(p.buf, content...)
 	}
 	for !p.dropping && len(p.buf) > max {
-		r.rc.appendRecord(&r.res, string(p.buf[:max]), p.ts, stream, true, p.bad)
+		cut := splitPoint(p.buf, max)
+		r.rc.appendRecord(&r.res, string(p.buf[:cut]), p.ts, stream, true, p.bad)
 		p.split = true
 		if r.rc.cfg.LongLines == LongLinesTrunc {
 			p.dropping = true
 			p.buf = p.buf[:0]
 		} else {
-			p.buf = p.buf[:copy(p.buf, p.buf[max:])]
+			p.buf = p.buf[:copy(p.buf, p.buf[cut:])]
 		}
 	}
 	if final {
@@ -357,6 +500,26 @@ func (r *reader) add(stream uint8, ts uint64, content string, final, bad bool) {
 		}
 		r.resetPending(p)
 	}
+}
+
+// splitPoint is where the first piece of b (longer than max) ends: at max,
+// or up to three bytes before when a valid UTF-8 character straddles max,
+// so that both pieces stay valid UTF-8. Bytes that are not valid UTF-8 there
+// are cut at max: there is no character to keep whole.
+func splitPoint(b []byte, max int) int {
+	for k := max; k > 0 && k > max-utf8.UTFMax; k-- {
+		if !utf8.RuneStart(b[k]) {
+			continue
+		}
+		if k == max {
+			return max
+		}
+		if c, size := utf8.DecodeRune(b[k:]); (c != utf8.RuneError || size > 1) && k+size > max {
+			return k
+		}
+		return max
+	}
+	return max
 }
 
 func (r *reader) resetPending(p *pending) {
@@ -392,7 +555,7 @@ func (r *reader) finishPartials() {
 
 // checkpoint returns the state to persist: offset plus open partial lines.
 func (r *reader) checkpoint() fileCheckpoint {
-	c := fileCheckpoint{FP: r.fp, Path: r.path, Offset: r.offset, Format: r.format, Active: true}
+	c := fileCheckpoint{FP: r.fp, Path: r.path, Offset: r.offset, Format: r.format, Active: true, Rotated: r.rotated}
 	for i := range r.acc {
 		if p := &r.acc[i]; p.active {
 			c.Partial = append(c.Partial, partialCheckpoint{Stream: uint8(i), TS: p.ts, Buf: p.buf, Split: p.split, Dropping: p.dropping, Bad: p.bad})
@@ -407,6 +570,7 @@ func (r *reader) checkpoint() fileCheckpoint {
 // restore resumes from a checkpoint.
 func (r *reader) restore(c *fileCheckpoint) {
 	r.offset = c.Offset
+	r.rotated = r.rotated || c.Rotated
 	if r.rc.cfg.Format == FormatAuto {
 		r.format = c.Format
 	}

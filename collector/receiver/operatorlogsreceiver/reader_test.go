@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -197,4 +198,90 @@ func TestK8sFromPath(t *testing.T) {
 			t.Errorf("%s: got %+v %v, want %+v %v", tt.path, got, ok, tt.want, tt.ok)
 		}
 	}
+}
+
+// Long lines are cut where a character starts when the bytes there are
+// valid UTF-8, so every piece is valid UTF-8; pieces never exceed
+// max_line_size and join to the line.
+func TestLongLinesSplitAtRuneBoundary(t *testing.T) {
+	const limit = 1024
+	tests := []struct {
+		name      string
+		line      string
+		wantLens  []int // piece lengths
+		wantValid bool  // every piece valid UTF-8
+	}{
+		{"2-byte char straddles the limit", strings.Repeat("a", limit-1) + "é" + "tail", []int{limit - 1, 6}, true},
+		{"3-byte char straddles the limit", strings.Repeat("a", limit-2) + "€" + "tail", []int{limit - 2, 7}, true},
+		{"4-byte char straddles the limit", strings.Repeat("a", limit-1) + "😀" + "tail", []int{limit - 1, 8}, true},
+		{"4-byte char ends at the limit", strings.Repeat("a", limit-4) + "😀" + "tail", []int{limit, 4}, true},
+		{"all 3-byte chars, several pieces", strings.Repeat("€", 1000), []int{1023, 1023, 954}, true},
+		{"invalid bytes are cut at the limit", strings.Repeat("a", limit-1) + "\xe2\x82" + "x", []int{limit, 2}, false},
+		{"stray continuation bytes are cut at the limit", strings.Repeat("a", limit-2) + "\x82\x82\x82\x82", []int{limit, 2}, false},
+	}
+	for _, tt := range tests {
+		for _, mode := range []string{LongLinesSplit, LongLinesTrunc} {
+			t.Run(tt.name+"/"+mode, func(t *testing.T) {
+				cfg := testConfig(FormatJSON)
+				cfg.MaxLineSize = limit
+				cfg.LongLines = mode
+				got := feed(t, cfg, []string{tt.line}, false)
+				want := tt.wantLens
+				if mode == LongLinesTrunc {
+					want = want[:1]
+				}
+				if len(got) != len(want) {
+					t.Fatalf("got %d pieces, want %d", len(got), len(want))
+				}
+				var joined strings.Builder
+				for i, r := range got {
+					if len(r.body) != want[i] || !r.truncated {
+						t.Errorf("piece %d: %d bytes truncated=%v, want %d bytes truncated", i, len(r.body), r.truncated, want[i])
+					}
+					if tt.wantValid && !utf8.ValidString(r.body) {
+						t.Errorf("piece %d is not valid UTF-8: ends %q", i, r.body[max(0, len(r.body)-4):])
+					}
+					joined.WriteString(r.body)
+				}
+				if mode == LongLinesSplit && joined.String() != tt.line {
+					t.Error("pieces do not join to the line")
+				}
+			})
+		}
+	}
+}
+
+// splitPoint against its definition, on arbitrary bytes: the piece is at
+// most max bytes, at most 3 shorter, and shorter only to keep a valid
+// character whole.
+func FuzzSplitPoint(f *testing.F) {
+	f.Add([]byte("aaé€😀"), uint8(3))
+	f.Add([]byte("\xe2\x82\xac\xe2\x82\xac"), uint8(4))
+	f.Add([]byte("\x82\x82\x82\x82\x82"), uint8(2))
+	f.Fuzz(func(t *testing.T, b []byte, m uint8) {
+		limit := int(m)%16 + 1
+		if len(b) <= limit {
+			return
+		}
+		k := splitPoint(b, limit)
+		if k > limit || k < limit-3 || k < 1 {
+			t.Fatalf("cut at %d for limit %d", k, limit)
+		}
+		if k < limit {
+			c, size := utf8.DecodeRune(b[k:])
+			if (c == utf8.RuneError && size <= 1) || k+size <= limit {
+				t.Fatalf("cut at %d before limit %d without a valid character across it", k, limit)
+			}
+		} else if utf8.RuneStart(b[limit]) {
+			return
+		} else {
+			// Cut inside something: no valid character may start
+			// within 3 bytes before limit and reach past it.
+			for j := limit - 1; j > 0 && j >= limit-3; j-- {
+				if c, size := utf8.DecodeRune(b[j:]); !(c == utf8.RuneError && size <= 1) && j+size > limit {
+					t.Fatalf("cut at limit %d splits the valid character at %d", limit, j)
+				}
+			}
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package operatorlogsreceiver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -80,6 +81,7 @@ type operatorLogsReceiver struct {
 	readers   []*reader
 	byPath    map[string]*reader
 	known     []fileCheckpoint // checkpoints of files not open: restored or retired
+	gzSeen    map[string]*gzEntry
 	firstPoll bool
 	freshRun  bool // no checkpoint was ever stored: start_at applies
 	lagFiles  map[string]bool
@@ -93,7 +95,10 @@ type operatorLogsReceiver struct {
 	more     bool // a reader stopped at its per-poll budget
 	setDirty bool // the set of files changed since the last commit
 
-	readBytes int64 // total, for tests and the benchmark
+	readBytes  int64 // total, for tests and the benchmark
+	readBudget int64 // bytes per file and poll: maxReadPerPoll, lowered in tests
+
+	warnedRetired bool
 
 	// droppedRecords counts records of batches refused with a permanent
 	// error (also reported as refused through the receiver's obsreport).
@@ -111,8 +116,8 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs, m *self
 	}
 	return &operatorLogsReceiver{
 		cfg: cfg, set: set, next: next, metrics: m, obs: obs, logger: set.Logger,
-		byPath: map[string]*reader{}, lagFiles: map[string]bool{},
-		firstPoll: true, freshRun: true, ld: plog.NewLogs(), gen: 1,
+		byPath: map[string]*reader{}, lagFiles: map[string]bool{}, gzSeen: map[string]*gzEntry{},
+		firstPoll: true, freshRun: true, ld: plog.NewLogs(), gen: 1, readBudget: maxReadPerPoll,
 	}, nil
 }
 
@@ -133,21 +138,10 @@ func (rc *operatorLogsReceiver) Start(ctx context.Context, host component.Host) 
 		if err != nil {
 			return fmt.Errorf("storage: cannot open a client of %q: %w", rc.cfg.Storage, err)
 		}
-		data, err := client.Get(ctx, checkpointKey)
-		if err != nil {
+		if err := rc.useClient(ctx, client); err != nil {
 			_ = client.Close(ctx)
-			return fmt.Errorf("storage: reading checkpoints from %q: %w", rc.cfg.Storage, err)
+			return err
 		}
-		if data != nil {
-			doc, err := decodeCheckpoints(data)
-			if err != nil {
-				_ = client.Close(ctx)
-				return err
-			}
-			rc.known, rc.stored = doc.Files, doc.API
-			rc.freshRun = false
-		}
-		rc.client = client
 	}
 	run := rc.run
 	if rc.cfg.Source == SourceAPI {
@@ -171,6 +165,25 @@ func (rc *operatorLogsReceiver) Start(ctx context.Context, host component.Host) 
 	return nil
 }
 
+// useClient loads the stored checkpoints from client and keeps it for
+// commits.
+func (rc *operatorLogsReceiver) useClient(ctx context.Context, client storage.Client) error {
+	data, err := client.Get(ctx, checkpointKey)
+	if err != nil {
+		return fmt.Errorf("storage: reading checkpoints from %q: %w", rc.cfg.Storage, err)
+	}
+	if data != nil {
+		doc, err := decodeCheckpoints(data)
+		if err != nil {
+			return err
+		}
+		rc.known, rc.stored = doc.Files, doc.API
+		rc.freshRun = false
+	}
+	rc.client = client
+	return nil
+}
+
 // Shutdown stops reading; a batch in flight is abandoned uncommitted, so it
 // is read again on the next start.
 func (rc *operatorLogsReceiver) Shutdown(ctx context.Context) error {
@@ -187,7 +200,7 @@ func (rc *operatorLogsReceiver) Shutdown(ctx context.Context) error {
 			return
 		}
 		for _, r := range rc.readers {
-			r.f.Close()
+			r.closeFile()
 		}
 		for p := range rc.lagFiles {
 			rc.metrics.TailLagBytes.DeleteLabelValues(p)
@@ -224,28 +237,32 @@ func (rc *operatorLogsReceiver) run() {
 	}
 }
 
-// paths lists what include matches, minus exclude and compressed files.
+// paths lists what include matches, minus exclude and kubelet's .tmp files
+// (a .gz being written; the plain original exists until it is complete).
 func (rc *operatorLogsReceiver) paths() []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, g := range rc.cfg.Include {
 		matches, _ := filepath.Glob(g)
-	next:
 		for _, m := range matches {
-			if seen[m] || isCompressed(m) {
+			if seen[m] || strings.HasSuffix(m, ".tmp") || rc.excluded(m) {
 				continue
-			}
-			for _, x := range rc.cfg.Exclude {
-				if ok, _ := filepath.Match(x, m); ok {
-					continue next
-				}
 			}
 			seen[m] = true
 			out = append(out, m)
 		}
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return lessPath(out[i], out[j]) })
 	return out
+}
+
+func (rc *operatorLogsReceiver) excluded(p string) bool {
+	for _, x := range rc.cfg.Exclude {
+		if ok, _ := filepath.Match(x, p); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // poll finds files, reads what is new, and ships it.
@@ -253,9 +270,16 @@ func (rc *operatorLogsReceiver) poll() error {
 	rc.now = nowTimestamp()
 	rc.discover()
 	var closing []*reader
+	// A file whose backlog is left for the next poll holds back the newer
+	// files of its container, so lines are shipped in the order written.
+	var behind map[string]bool
 	for _, r := range rc.readers {
 		if err := rc.ctx.Err(); err != nil {
 			return err
+		}
+		group := fileOrder(r.path).group
+		if behind[group] {
+			continue
 		}
 		size, err := r.checkTruncated()
 		if err != nil {
@@ -266,23 +290,36 @@ func (rc *operatorLogsReceiver) poll() error {
 			continue
 		}
 		before := r.readOff()
+		more := rc.more
+		rc.more = false
 		if err := r.readAll(false); err != nil {
 			if rc.ctx.Err() != nil {
 				return rc.ctx.Err()
 			}
 			rc.logger.Warn("operatorlogs: reading failed; will retry", zapPath(r.path), zap.Error(err))
 		}
+		if rc.more {
+			if behind == nil {
+				behind = map[string]bool{}
+			}
+			behind[group] = true
+		}
+		rc.more = rc.more || more
 		if r.readOff() == before && r.readOff() >= size {
 			r.idle++
 			r.resizeBuf(rc.smallBuf()) // caught up: give the backlog's buffer back
 		} else {
 			r.idle = 0
 		}
-		if r.gone && r.idle >= goneIdlePolls {
-			// Drained: what never got its newline is shipped now.
+		switch {
+		case (r.gone && r.idle >= goneIdlePolls) || (r.gz != nil && r.readOff() >= size):
+			// Drained (a .gz is complete once read to its end): what never
+			// got its newline is shipped now.
 			r.finishPartials()
 			r.close = true
 			closing = append(closing, r)
+		case rc.cfg.ForceFlushPeriod > 0 && r.pendingOutput() && time.Since(r.lastData) >= rc.cfg.ForceFlushPeriod:
+			r.forceFlush()
 		}
 	}
 	if err := rc.flush(); err != nil {
@@ -292,7 +329,10 @@ func (rc *operatorLogsReceiver) poll() error {
 		kept := rc.readers[:0]
 		for _, r := range rc.readers {
 			if r.close {
-				r.f.Close()
+				r.closeFile()
+				if e := rc.gzSeen[r.path]; e != nil && sameFile(e.fi, r.info) {
+					e.done = true
+				}
 				rc.retire(r.checkpoint())
 				continue
 			}
@@ -311,7 +351,18 @@ func (rc *operatorLogsReceiver) poll() error {
 // checkpoints by fingerprint, and opens new files.
 func (rc *operatorLogsReceiver) discover() {
 	paths := rc.paths()
+	// Live files being tailed when the last run stopped: if one is not found
+	// under its name again, it was rotated meanwhile.
+	var wasLive []fileCheckpoint
+	if rc.firstPoll {
+		for _, c := range rc.known {
+			if c.Active && !c.Rotated && liveName(c.Path) {
+				wasLive = append(wasLive, c)
+			}
+		}
+	}
 	present := make(map[*reader]bool, len(rc.readers))
+	seenGz := make(map[string]bool)
 	for _, p := range paths {
 		fi, err := os.Stat(p)
 		if err != nil || !fi.Mode().IsRegular() {
@@ -320,10 +371,14 @@ func (rc *operatorLogsReceiver) discover() {
 		if r := rc.byPath[p]; r != nil {
 			if sameFile(r.info, fi) {
 				present[r] = true
+				if r.gz != nil {
+					seenGz[p] = true
+				}
 				continue
 			}
 			// A new file under the old name: kubelet renamed the old one.
 			delete(rc.byPath, p)
+			rc.countRotation(r)
 		}
 		// A file we already tail under another name (include covers the
 		// rotated name too): follow it, by inode.
@@ -341,6 +396,9 @@ func (rc *operatorLogsReceiver) discover() {
 			if rc.byPath[moved.path] == moved {
 				delete(rc.byPath, moved.path)
 			}
+			if moved.path != p && liveName(moved.path) {
+				rc.countRotation(moved) // renamed, found again by inode
+			}
 			moved.setPath(p)
 			moved.gone = false
 			rc.byPath[p] = moved
@@ -351,8 +409,20 @@ func (rc *operatorLogsReceiver) discover() {
 		if fi.Size() == 0 {
 			continue // nothing to fingerprint yet; look again next poll
 		}
-		if r := rc.open(p, fi); r != nil {
+		if isCompressed(p) {
+			seenGz[p] = true
+			if r := rc.openGzip(p, fi); r != nil {
+				present[r] = true
+			}
+			continue
+		}
+		if r := rc.open(p, fi, seenGz); r != nil {
 			present[r] = true
+		}
+	}
+	for p := range rc.gzSeen {
+		if !seenGz[p] {
+			delete(rc.gzSeen, p) // gone: a file appearing there later is inspected anew
 		}
 	}
 	for _, r := range rc.readers {
@@ -364,21 +434,44 @@ func (rc *operatorLogsReceiver) discover() {
 			if rc.byPath[r.path] == r {
 				delete(rc.byPath, r.path)
 			}
-			rc.metrics.TailRotations.Inc()
+			rc.countRotation(r)
 			rc.setDirty = true
 		}
 	}
 	if rc.firstPoll {
 		rc.firstPoll = false
 		rc.resumeRotatedWhileDown()
+		for _, c := range wasLive {
+			if r := rc.byPath[c.Path]; r == nil || !bytes.HasPrefix(r.fp, c.FP) {
+				rc.countRotation(nil) // rotated (or deleted) while stopped
+			}
+		}
 		// Store a document even if no file exists yet: the next start is then
 		// not a first start, and start_at no longer applies.
 		rc.setDirty = true
 	}
+	rc.forgetAbsent()
+	// Oldest first: within a poll a container's rotations are read before
+	// its live file, so lines are shipped in order.
+	sort.SliceStable(rc.readers, func(i, j int) bool { return lessPath(rc.readers[i].path, rc.readers[j].path) })
 }
 
-// open starts tailing a file not seen before (in this run).
-func (rc *operatorLogsReceiver) open(p string, fi os.FileInfo) *reader {
+// countRotation counts one rotation of r's file, once per file; r nil counts
+// an event with no reader of its own (truncation, rotation while stopped).
+func (rc *operatorLogsReceiver) countRotation(r *reader) {
+	if r != nil {
+		if r.rotated {
+			return
+		}
+		r.rotated = true
+	}
+	rc.metrics.TailRotations.Inc()
+}
+
+// open starts tailing a file not seen before (in this run). A file that
+// turns out to be gzip (kubelet's compressed rotation under another name)
+// is handed to openGzip.
+func (rc *operatorLogsReceiver) open(p string, fi os.FileInfo, seenGz map[string]bool) *reader {
 	f, err := os.Open(p)
 	if err != nil {
 		rc.logger.Warn("operatorlogs: cannot open log file", zapPath(p), zap.Error(err))
@@ -390,9 +483,22 @@ func (rc *operatorLogsReceiver) open(p string, fi os.FileInfo) *reader {
 		return nil
 	}
 	h := head(f, ofi.Size(), rc.cfg.FingerprintSize)
+	if isGzipHead(h) {
+		f.Close()
+		seenGz[p] = true
+		return rc.openGzip(p, fi)
+	}
 	if len(h) == 0 {
 		f.Close()
 		return nil
+	}
+	for _, o := range rc.readers {
+		if o.gz == nil && len(o.fp) > 0 && bytes.HasPrefix(h, o.fp) && isRotationOf(p, o.path) {
+			// logrotate's copy of a file being tailed: the truncation
+			// check reads what is new from it, then it is known.
+			f.Close()
+			return nil
+		}
 	}
 	r := rc.newReader(f, ofi, p, h)
 	if i := rc.findKnown(h); i >= 0 {
@@ -400,6 +506,96 @@ func (rc *operatorLogsReceiver) open(p string, fi os.FileInfo) *reader {
 		rc.known = append(rc.known[:i], rc.known[i+1:]...)
 	} else if rc.firstPoll && rc.freshRun && rc.cfg.StartAt == StartAtEnd {
 		r.offset = ofi.Size()
+	} else if !rc.firstPoll && !liveName(p) {
+		rc.countRotation(nil) // rotated before a poll saw it live
+	}
+	rc.readers = append(rc.readers, r)
+	rc.byPath[p] = r
+	rc.setDirty = true
+	return r
+}
+
+// gzEntry is what is known of a .gz path, so that an unchanged file is
+// decompressed once per run to be identified, not on every poll.
+type gzEntry struct {
+	fi   os.FileInfo
+	info gzipInfo
+	err  error // incomplete or unreadable: looked at again once it changes
+	done bool  // read to its end (or known read before it was compressed)
+}
+
+// inspectGzipPath identifies the .gz at p by its decompressed start,
+// reusing what an earlier poll found while the file is unchanged.
+func (rc *operatorLogsReceiver) inspectGzipPath(p string, fi os.FileInfo) *gzEntry {
+	if e := rc.gzSeen[p]; e != nil && sameFile(e.fi, fi) && e.fi.Size() == fi.Size() && e.fi.ModTime().Equal(fi.ModTime()) {
+		return e
+	}
+	e := &gzEntry{fi: fi}
+	f, err := os.Open(p)
+	if err == nil {
+		e.info, e.err = inspectGzip(f, rc.cfg.FingerprintSize)
+		f.Close()
+	} else {
+		e.err = err
+	}
+	switch {
+	case errors.Is(e.err, errGzipIncomplete):
+		rc.logger.Debug("operatorlogs: compressed file is not complete yet; looked at again once it changes", zapPath(p))
+	case e.err != nil:
+		rc.logger.Warn("operatorlogs: compressed file is not readable gzip; skipped until it changes", zapPath(p), zap.Error(e.err))
+	}
+	rc.gzSeen[p] = e
+	return e
+}
+
+// openGzip reads a compressed rotation unless it was read already: as the
+// plain file it was before kubelet compressed it (an open reader or a
+// checkpoint with the same fingerprint) or as this .gz. A checkpoint's
+// offset counts decompressed bytes, so reading resumes where the plain file
+// was left.
+func (rc *operatorLogsReceiver) openGzip(p string, fi os.FileInfo) *reader {
+	e := rc.inspectGzipPath(p, fi)
+	if e.err != nil || e.done {
+		return nil
+	}
+	h := e.info.head
+	if len(h) == 0 {
+		e.done = true // an empty stream: nothing to read
+		return nil
+	}
+	for _, r := range rc.readers {
+		if r.gz == nil && len(r.fp) > 0 && bytes.HasPrefix(h, r.fp) {
+			return nil // its plain original is still open: that reader reads the rest
+		}
+	}
+	i := rc.findKnown(h)
+	if i >= 0 {
+		if c := &rc.known[i]; c.Offset >= e.info.size && len(c.Partial) == 0 && c.Long == nil {
+			e.done = true
+			return nil
+		}
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		rc.logger.Warn("operatorlogs: cannot open log file", zapPath(p), zap.Error(err))
+		return nil
+	}
+	ofi, err := f.Stat()
+	if err != nil || !sameFile(ofi, fi) {
+		f.Close()
+		delete(rc.gzSeen, p) // replaced since it was inspected
+		return nil
+	}
+	r := rc.newReader(f, ofi, p, h)
+	r.gz = newGzipFile(f, e.info.size)
+	r.rotated = true // a compressed file is never the live one
+	if i >= 0 {
+		r.restore(&rc.known[i])
+		rc.known = append(rc.known[:i], rc.known[i+1:]...)
+	} else if rc.firstPoll && rc.freshRun && rc.cfg.StartAt == StartAtEnd {
+		r.offset = e.info.size
+	} else if !rc.firstPoll {
+		rc.countRotation(nil) // rotated and compressed before a poll saw it
 	}
 	rc.readers = append(rc.readers, r)
 	rc.byPath[p] = r
@@ -408,7 +604,7 @@ func (rc *operatorLogsReceiver) open(p string, fi os.FileInfo) *reader {
 }
 
 func (rc *operatorLogsReceiver) newReader(f *os.File, fi os.FileInfo, p string, fp []byte) *reader {
-	r := &reader{rc: rc, f: f, info: fi, fp: fp, buf: make([]byte, rc.smallBuf())}
+	r := &reader{rc: rc, f: f, info: fi, fp: fp, buf: make([]byte, rc.smallBuf()), rotated: !liveName(p), lastData: time.Now()}
 	if rc.cfg.Format != FormatAuto {
 		r.format = rc.cfg.Format
 	}
@@ -432,8 +628,9 @@ func (rc *operatorLogsReceiver) findKnown(h []byte) int {
 }
 
 // resumeRotatedWhileDown handles files that were being tailed when the last
-// run stopped and that kubelet renamed meanwhile: the rest is read from the
-// rotated file beside the old path, if it is still there uncompressed.
+// run stopped, that kubelet renamed (and maybe compressed) meanwhile and
+// that include does not cover under their new name: the rest is read from
+// the rotated file beside the old path.
 func (rc *operatorLogsReceiver) resumeRotatedWhileDown() {
 	kept := rc.known[:0]
 	for _, c := range rc.known {
@@ -441,25 +638,64 @@ func (rc *operatorLogsReceiver) resumeRotatedWhileDown() {
 			kept = append(kept, c)
 			continue
 		}
-		f := findRotatedCopy(c.Path, c.FP, c.Offset)
-		if f == nil {
+		r := rc.openRotatedCopy(&c)
+		if r == nil {
 			c.Active = false
 			kept = append(kept, c)
 			continue
 		}
+		rc.logger.Info("operatorlogs: file rotated while stopped; reading the rest from the rotated file", zapPath(r.path), zapInt64("offset", c.Offset))
+	}
+	rc.known = kept
+}
+
+// openRotatedCopy opens, beside c.Path, the rotated file (plain or .gz)
+// that starts with c's fingerprint and holds more than c.Offset bytes.
+func (rc *operatorLogsReceiver) openRotatedCopy(c *fileCheckpoint) *reader {
+	if f := findRotatedCopy(c.Path, c.FP, c.Offset); f != nil {
 		fi, err := f.Stat()
 		if err != nil {
 			f.Close()
+			return nil
+		}
+		r := rc.newReader(f, fi, f.Name(), c.FP)
+		r.restore(c)
+		r.gone = true // no include path leads to it: drained, then let go
+		rc.readers = append(rc.readers, r)
+		return r
+	}
+	dir, base := filepath.Split(c.Path)
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		name := e.Name()
+		p := filepath.Join(dir, name)
+		if !strings.HasPrefix(name, base+".") || !isCompressed(name) || !e.Type().IsRegular() || rc.excluded(p) {
 			continue
 		}
-		r := rc.newReader(f, fi, c.Path, c.FP)
-		r.restore(&c)
-		r.gone = true
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		g := rc.inspectGzipPath(p, fi)
+		if g.err != nil || !c.matches(g.info.head) || g.info.size <= c.Offset {
+			continue
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		ofi, err := f.Stat()
+		if err != nil || !sameFile(ofi, fi) {
+			f.Close()
+			continue
+		}
+		r := rc.newReader(f, ofi, p, g.info.head)
+		r.gz = newGzipFile(f, g.info.size)
+		r.restore(c)
 		rc.readers = append(rc.readers, r)
-		rc.metrics.TailRotations.Inc()
-		rc.logger.Info("operatorlogs: file rotated while stopped; reading the rest from the rotated file", zapPath(f.Name()), zapInt64("offset", c.Offset))
+		return r
 	}
-	rc.known = kept
+	return nil
 }
 
 // retire remembers a closed file's checkpoint.
@@ -469,10 +705,47 @@ func (rc *operatorLogsReceiver) retire(c fileCheckpoint) {
 	}
 	c.Active, c.Partial, c.Long = false, nil, nil
 	if len(rc.known) >= maxRetired {
+		if !rc.warnedRetired {
+			rc.warnedRetired = true
+			rc.logger.Warn("operatorlogs: more rotated files are found than are remembered; after a restart the oldest may be read again. Narrow include or keep fewer rotations (kubelet containerLogMaxFiles).",
+				zap.Int("remembered", maxRetired), zapPath(rc.known[0].Path))
+		}
 		rc.known = append(rc.known[:0], rc.known[1:]...)
 	}
 	rc.known = append(rc.known, c)
 	rc.setDirty = true
+}
+
+// forgetAbsent drops retired checkpoints of files no include path has led
+// to for a while: they keep a file that is matched again (a rotated name
+// the glob covers, its .gz) from being read twice, and a file that is
+// neither open nor present needs none. The grace covers a rename seen
+// half-way by one poll.
+func (rc *operatorLogsReceiver) forgetAbsent() {
+	kept := rc.known[:0]
+	for _, c := range rc.known {
+		found := false
+		for _, r := range rc.readers {
+			if bytes.HasPrefix(r.fp, c.FP) {
+				found = true
+				break
+			}
+		}
+		for _, e := range rc.gzSeen {
+			if found {
+				break
+			}
+			found = e.err == nil && c.matches(e.info.head)
+		}
+		if found {
+			c.absent = 0
+		} else if c.absent++; c.absent > forgetAfterPolls && !c.Active {
+			rc.setDirty = true
+			continue
+		}
+		kept = append(kept, c)
+	}
+	rc.known = kept
 }
 
 func (rc *operatorLogsReceiver) batchFull() bool {
@@ -584,11 +857,11 @@ func (rc *operatorLogsReceiver) commit() {
 func (rc *operatorLogsReceiver) updateLag() {
 	lag := make(map[string]int64, len(rc.readers))
 	for _, r := range rc.readers {
-		fi, err := r.f.Stat()
+		size, err := r.size()
 		if err != nil {
 			continue
 		}
-		if d := fi.Size() - r.offset; d > 0 {
+		if d := size - r.offset; d > 0 {
 			lag[r.path] += d
 		} else {
 			lag[r.path] += 0

@@ -2,14 +2,18 @@ package operatorlogsreceiver
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/collector/consumer/consumertest"
 
+	"github.com/opsight/opsight/internal/conventions"
 	"github.com/opsight/opsight/internal/selftelemetry"
+	"github.com/opsight/opsight/internal/simoperator"
 )
 
 // manual builds a receiver whose polls the test drives, so each rotation
@@ -231,4 +235,196 @@ func TestReadBufferGrowsForBacklogOnly(t *testing.T) {
 		t.Errorf("buffer after a small read = %d, want the small %d", got, rc.smallBuf())
 	}
 	wantExactly(t, sink, 30010)
+}
+
+// opsight_tail_rotations_total counts each rotation once, on every path a
+// rotation can take, with the webhook's include (every file of the
+// container's directory, rotations and .gz included) and kubelet's naming.
+func TestRotationCounter(t *testing.T) {
+	type env struct {
+		dir, path string
+		client    *memClient
+		sink      *consumertest.LogsSink
+		glob      string
+	}
+	start := func(t *testing.T, e *env) (*operatorLogsReceiver, *selftelemetry.Metrics) {
+		return instance(t, e.glob, e.client, e.sink, nil)
+	}
+	rename := func(t *testing.T, from, to string) {
+		t.Helper()
+		if err := os.Rename(from, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name string
+		// run drives the files and the receiver; it returns the metrics of
+		// the last instance, the rotations it must have counted and how many
+		// lines (0..n-1) must have arrived exactly once.
+		run func(t *testing.T, e *env) (m *selftelemetry.Metrics, want, n int)
+		// With include *.log a file rotated before a poll saw it is never
+		// seen at all (nor read): that is why the webhook includes *.log*.
+		webhookGlobOnly bool
+	}{
+		{"kubelet rename, older ones gzipped and pruned", func(t *testing.T, e *env) (*selftelemetry.Metrics, int, int) {
+			w, err := simoperator.NewCRIWriter(e.dir, 8<<10, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			rc, m := start(t, e)
+			n := 0
+			for ; w.Rotations() < 7; n++ {
+				if err := w.WriteLine(time.Unix(1764584100, int64(n)), "stdout", fmt.Sprintf(`{"msg":"reconciled","seq":%d}`, n)); err != nil {
+					t.Fatal(err)
+				}
+				if n%10 == 9 {
+					pollOK(t, rc)
+				}
+			}
+			for i := 0; i < goneIdlePolls+2; i++ {
+				pollOK(t, rc)
+			}
+			if gz, _ := filepath.Glob(filepath.Join(e.dir, "0.log.*.gz")); len(gz) == 0 {
+				t.Fatal("the writer compressed no rotation")
+			}
+			return m, 7, n
+		}, false},
+		{"three rotations between two polls", func(t *testing.T, e *env) (*selftelemetry.Metrics, int, int) {
+			w, err := simoperator.NewCRIWriter(e.dir, 8<<10, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			rc, m := start(t, e)
+			n := 0
+			for ; w.Rotations() < 3; n++ {
+				if err := w.WriteLine(time.Unix(1764584100, int64(n)), "stdout", fmt.Sprintf(`{"msg":"reconciled","seq":%d}`, n)); err != nil {
+					t.Fatal(err)
+				}
+				if n == 5 {
+					pollOK(t, rc)
+				}
+			}
+			for i := 0; i < goneIdlePolls+2; i++ {
+				pollOK(t, rc)
+			}
+			return m, 3, n
+		}, true},
+		{"rotated while stopped", func(t *testing.T, e *env) (*selftelemetry.Metrics, int, int) {
+			rc, _ := start(t, e)
+			appendFile(t, e.path, lines(0, 10))
+			pollOK(t, rc)
+			// kill -9, then kubelet rotates.
+			appendFile(t, e.path, lines(10, 20))
+			rename(t, e.path, e.path+".20261201-101500")
+			appendFile(t, e.path, lines(20, 30))
+			rc2, m := start(t, e)
+			for i := 0; i < goneIdlePolls+2; i++ {
+				pollOK(t, rc2)
+			}
+			return m, 1, 30
+		}, false},
+		{"rotated and compressed while stopped", func(t *testing.T, e *env) (*selftelemetry.Metrics, int, int) {
+			rc, _ := start(t, e)
+			appendFile(t, e.path, lines(0, 10))
+			pollOK(t, rc)
+			appendFile(t, e.path, lines(10, 20))
+			rename(t, e.path, e.path+".20261201-101500")
+			compress(t, e.path+".20261201-101500")
+			appendFile(t, e.path, lines(20, 30))
+			rc2, m := start(t, e)
+			for i := 0; i < goneIdlePolls+2; i++ {
+				pollOK(t, rc2)
+			}
+			return m, 1, 30
+		}, false},
+		{"killed while the renamed file drains: counted by the first run only", func(t *testing.T, e *env) (*selftelemetry.Metrics, int, int) {
+			rc, m1 := start(t, e)
+			appendFile(t, e.path, lines(0, 10))
+			pollOK(t, rc)
+			rename(t, e.path, e.path+".20261201-101500")
+			appendFile(t, e.path, lines(10, 20))
+			pollOK(t, rc)
+			if got := counterValue(m1.TailRotations); got != 1 {
+				t.Errorf("first run counted %v rotations, want 1", got)
+			}
+			rc2, m := start(t, e)
+			for i := 0; i < goneIdlePolls+2; i++ {
+				pollOK(t, rc2)
+			}
+			return m, 0, 20
+		}, false},
+		{"copytruncate", func(t *testing.T, e *env) (*selftelemetry.Metrics, int, int) {
+			rc, m := start(t, e)
+			appendFile(t, e.path, lines(0, 10))
+			pollOK(t, rc)
+			appendFile(t, e.path, lines(10, 20))
+			copyFile(t, e.path, e.path+".1")
+			if err := os.Truncate(e.path, 0); err != nil {
+				t.Fatal(err)
+			}
+			appendFile(t, e.path, lines(20, 30))
+			pollOK(t, rc)
+			pollOK(t, rc)
+			return m, 1, 30
+		}, false},
+		{"truncated and rewritten", func(t *testing.T, e *env) (*selftelemetry.Metrics, int, int) {
+			rc, m := start(t, e)
+			appendFile(t, e.path, lines(0, 2))
+			pollOK(t, rc)
+			if err := os.Truncate(e.path, 0); err != nil {
+				t.Fatal(err)
+			}
+			appendFile(t, e.path, lines(2, 10))
+			pollOK(t, rc)
+			return m, 1, 10
+		}, false},
+		{"deleted and a new file under the same name", func(t *testing.T, e *env) (*selftelemetry.Metrics, int, int) {
+			rc, m := start(t, e)
+			appendFile(t, e.path, lines(0, 10))
+			pollOK(t, rc)
+			if err := os.Remove(e.path); err != nil {
+				t.Fatal(err)
+			}
+			appendFile(t, e.path, lines(10, 20))
+			pollOK(t, rc)
+			pollOK(t, rc)
+			return m, 1, 20
+		}, false},
+		{"deleted, the new file a poll later", func(t *testing.T, e *env) (*selftelemetry.Metrics, int, int) {
+			rc, m := start(t, e)
+			appendFile(t, e.path, lines(0, 10))
+			pollOK(t, rc)
+			rename(t, e.path, e.path+".20261201-101500")
+			compress(t, e.path+".20261201-101500")
+			pollOK(t, rc)
+			appendFile(t, e.path, lines(10, 20))
+			for i := 0; i < goneIdlePolls+2; i++ {
+				pollOK(t, rc)
+			}
+			return m, 1, 20
+		}, false},
+	}
+	for _, tt := range tests {
+		for _, glob := range []string{"*.log*", "*.log"} {
+			if tt.webhookGlobOnly && glob != "*.log*" {
+				continue
+			}
+			t.Run(tt.name+"/"+glob, func(t *testing.T) {
+				root := filepath.Join(t.TempDir(), "var", "log", "pods")
+				dir := simoperator.PodLogDir(root, "ops", "op-0", "uid-1", "manager")
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				e := &env{dir: dir, path: filepath.Join(dir, "0.log"), client: newMemClient(), sink: new(consumertest.LogsSink),
+					glob: filepath.Join(root, "ops_op-0_*", "manager", glob)}
+				m, want, n := tt.run(t, e)
+				if got := counterValue(m.TailRotations); got != float64(want) {
+					t.Errorf("%s = %v, want %d", conventions.MetricTailRotations, got, want)
+				}
+				wantExactly(t, e.sink, n)
+			})
+		}
+	}
 }
