@@ -26,9 +26,6 @@ const (
 	EncodingJSON     = "json"     // the documented JSON body, optionally gzip-compressed
 )
 
-// maxLabels is Loki's default limits_config.max_label_names_per_series.
-const maxLabels = 15
-
 // Config is the loki exporter's configuration.
 type Config struct {
 	// ClientConfig carries endpoint (the full push URL), headers, tls, timeout,
@@ -47,6 +44,12 @@ type Config struct {
 	BearerToken configopaque.String                      `mapstructure:"bearer_token"`
 
 	Labels LabelsConfig `mapstructure:"labels"`
+
+	// Limits mirror the Loki server's limits_config so nothing Loki would
+	// refuse is sent as it is; keep them equal to (or below) the server's.
+	Limits LimitsConfig `mapstructure:"limits"`
+	// DeadLetter keeps what Loki refused and the exporter could not fix.
+	DeadLetter DeadLetterConfig `mapstructure:"dead_letter"`
 }
 
 // BasicAuthConfig holds the credentials of the basic_auth shortcut.
@@ -114,11 +117,13 @@ func (cfg *Config) Validate() error {
 		}
 	}
 
-	errs = append(errs, cfg.Labels.validate()...)
+	errs = append(errs, cfg.Labels.validate(cfg.Limits)...)
+	errs = append(errs, cfg.Limits.validate()...)
+	errs = append(errs, cfg.DeadLetter.validate()...)
 	return errors.Join(errs...)
 }
 
-func (l LabelsConfig) validate() []error {
+func (l LabelsConfig) validate(lim LimitsConfig) []error {
 	var errs []error
 	keys := make([]string, 0, len(l.Extra))
 	for k := range l.Extra {
@@ -138,12 +143,16 @@ func (l LabelsConfig) validate() []error {
 			errs = append(errs, fmt.Errorf("labels.extra.%s: %q is already a stream label set per the conventions; remove it", k, k))
 		case attr == "":
 			errs = append(errs, fmt.Errorf("labels.extra.%s: the resource attribute to read is empty; name one, e.g. k8s.deployment.name", k))
+		case lim.MaxLabelNameLength > 0 && len(k) > lim.MaxLabelNameLength:
+			errs = append(errs, fmt.Errorf("labels.extra.%s: the name is %d bytes, more than limits.max_label_name_length (%d); use a shorter name", k, len(k), lim.MaxLabelNameLength))
 		case slices.Contains(forbiddenSourceAttrs, attr):
 			errs = append(errs, fmt.Errorf("labels.extra.%s: mapped from %q, a per-request id (unbounded cardinality); it may never become a stream label", k, attr))
 		}
 	}
-	if n := len(conventions.LokiLabels) + len(l.Extra); n > maxLabels {
-		errs = append(errs, fmt.Errorf("labels.extra: %d built-in + %d extra = %d stream labels, more than Loki's %d; remove %d", len(conventions.LokiLabels), len(l.Extra), n, maxLabels, n-maxLabels))
+	if maxLabels := lim.MaxLabelNamesPerSeries; maxLabels > 0 {
+		if n := len(conventions.LokiLabels) + len(l.Extra); n > maxLabels {
+			errs = append(errs, fmt.Errorf("labels.extra: %d built-in + %d extra = %d stream labels, more than Loki's %d (limits.max_label_names_per_series); remove %d", len(conventions.LokiLabels), len(l.Extra), n, maxLabels, n-maxLabels))
+		}
 	}
 	return errs
 }

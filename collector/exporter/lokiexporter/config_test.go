@@ -38,6 +38,18 @@ func TestLoadConfig(t *testing.T) {
 	if !def.RetryConfig.Enabled || def.RetryConfig.MaxElapsedTime != 0 {
 		t.Errorf("default retry: %+v", def.RetryConfig)
 	}
+	// Loki 3.x's limits_config defaults (configuration.md, troubleshoot-ingest.md).
+	wantLimits := LimitsConfig{
+		MaxLineSize: 262144, RejectOldSamplesMaxAge: 168 * time.Hour, CreationGracePeriod: 10 * time.Minute,
+		OutOfOrderWindow: time.Hour, MaxLabelNamesPerSeries: 15, MaxLabelNameLength: 1024, MaxLabelValueLength: 2048,
+		MaxStructuredMetadataSize: 65536, MaxStructuredMetadataEntriesCount: 128,
+	}
+	if def.Limits != wantLimits {
+		t.Errorf("default limits %+v\nwant %+v", def.Limits, wantLimits)
+	}
+	if def.DeadLetter.Directory != "" || def.DeadLetter.MaxBytes != 256<<20 {
+		t.Errorf("default dead_letter %+v", def.DeadLetter)
+	}
 
 	full, err := loadConfig(t, "config.yaml", "loki/full")
 	if err != nil {
@@ -59,6 +71,35 @@ func TestLoadConfig(t *testing.T) {
 	}
 	if full.RetryConfig.InitialInterval != 2*time.Second || full.RetryConfig.MaxElapsedTime != 0 {
 		t.Errorf("retry_on_failure: %+v", full.RetryConfig)
+	}
+	wantFull := LimitsConfig{
+		MaxLineSize: 131072, RejectOldSamplesMaxAge: 72 * time.Hour, CreationGracePeriod: 5 * time.Minute,
+		OutOfOrderWindow: 30 * time.Minute, MaxLabelNamesPerSeries: 15, MaxLabelNameLength: 512, MaxLabelValueLength: 1024,
+		MaxStructuredMetadataSize: 32768, MaxStructuredMetadataEntriesCount: 64,
+	}
+	if full.Limits != wantFull {
+		t.Errorf("limits %+v\nwant %+v", full.Limits, wantFull)
+	}
+	if full.DeadLetter != (DeadLetterConfig{Directory: "/var/lib/opsight/dead-letter", MaxBytes: 104857600}) {
+		t.Errorf("dead_letter %+v", full.DeadLetter)
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want ByteSize
+		ok   bool
+	}{
+		{"262144", 262144, true}, {"256KB", 262144, true}, {"256 KiB", 262144, true}, {"64kb", 65536, true},
+		{"1MB", 1 << 20, true}, {"2GiB", 2 << 30, true}, {"10B", 10, true},
+		{"", 0, false}, {"KB", 0, false}, {"1.5MB", 0, false}, {"-1", 0, false}, {"1TB", 0, false}, {"99999999999999GB", 0, false},
+	} {
+		var b ByteSize
+		err := b.UnmarshalText([]byte(tc.in))
+		if (err == nil) != tc.ok || (tc.ok && b != tc.want) {
+			t.Errorf("%q: %d, %v; want %d ok=%v", tc.in, b, err, tc.want, tc.ok)
+		}
 	}
 }
 
@@ -86,6 +127,13 @@ func TestBadConfigs(t *testing.T) {
 		{"bad_label_empty_attr.yaml", []string{"labels.extra.team", "empty"}},
 		{"bad_too_many_labels.yaml", []string{"labels.extra:", "16 stream labels", "more than Loki's 15"}},
 		{"bad_queue_size.yaml", []string{"queue_size"}},
+		{"bad_limits.yaml", []string{"limits.max_line_size: 2", "limits.reject_old_samples_max_age", "limits.creation_grace_period: -1m0s must be at least 1m0s",
+			"limits.out_of_order_window: 1m0s", "limits.max_label_names_per_series: 0", "limits.max_label_name_length: 3",
+			"limits.max_label_value_length: 0", "limits.max_structured_metadata_size: 10", "limits.max_structured_metadata_entries_count: 0"}},
+		{"bad_limits_grace_window.yaml", []string{"limits.creation_grace_period: 1h0m0s must be less than limits.out_of_order_window"}},
+		{"bad_limits_label_count.yaml", []string{"labels.extra:", "8 stream labels", "limits.max_label_names_per_series"}},
+		{"bad_limits_byte_size.yaml", []string{"max_line_size", `"256 kilobytes" is not a byte size`}},
+		{"bad_dead_letter.yaml", []string{"dead_letter.directory:", "not an absolute path", "dead_letter.max_bytes: 1000"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

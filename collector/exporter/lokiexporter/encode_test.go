@@ -18,7 +18,14 @@ import (
 	"github.com/opsight/opsight/internal/conventions"
 )
 
-var t0 = time.Date(2026, 11, 25, 12, 0, 0, 123456789, time.UTC)
+// t0 is half an hour ago (whole second + 123456789 ns): inside Loki's
+// default limits whatever day the tests run.
+var t0 = time.Now().UTC().Truncate(time.Second).Add(-30*time.Minute + 123456789)
+
+// testEncoder has Loki's default limits and the real clock.
+func testEncoder(extra map[string]string) *encoder {
+	return newEncoder(extra, defaultLimits())
+}
 
 // fullResource fills every resource attribute the enrichment processor sets.
 func fullResource(r pcommon.Resource, pod string) {
@@ -132,7 +139,7 @@ func wantStreams() []push.Stream {
 }
 
 func TestEncodeProtobuf(t *testing.T) {
-	body, err := newEncoder(nil).encodeProtobuf(sampleLogs())
+	body, err := testEncoder(nil).encodeProtobuf(sampleLogs())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +190,7 @@ func TestEncodeExtraLabels(t *testing.T) {
 	fullResource(rl.Resource(), "p")
 	rl.Resource().Attributes().PutStr("k8s.deployment.name", "cm")
 	rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().Body().SetStr("x")
-	body, err := newEncoder(map[string]string{"deployment": "k8s.deployment.name", "pool": conventions.AttrNodePool, "absent": "no.such.attr"}).encodeProtobuf(ld)
+	body, err := testEncoder(map[string]string{"deployment": "k8s.deployment.name", "pool": conventions.AttrNodePool, "absent": "no.such.attr"}).encodeProtobuf(ld)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +209,7 @@ type jsonPush struct {
 }
 
 func TestEncodeJSON(t *testing.T) {
-	body := newEncoder(nil).encodeJSON(sampleLogs())
+	body := testEncoder(nil).encodeJSON(sampleLogs())
 	var got jsonPush
 	if err := json.Unmarshal(body, &got); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, body)
@@ -280,7 +287,7 @@ func TestLabelValueQuoting(t *testing.T) {
 	rl := ld.ResourceLogs().AppendEmpty()
 	rl.Resource().Attributes().PutStr(conventions.AttrPod, "a\"b\\c\nd\xff")
 	rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().Body().SetStr("x")
-	body, err := newEncoder(nil).encodeProtobuf(ld)
+	body, err := testEncoder(nil).encodeProtobuf(ld)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +307,7 @@ func FuzzEncode(f *testing.F) {
 		r := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
 		r.Body().SetStr(line)
 		r.Attributes().PutStr(conventions.LogTraceID, traceID)
-		e := newEncoder(nil)
+		e := testEncoder(nil)
 		body, err := e.encodeProtobuf(ld)
 		if err != nil {
 			t.Fatal(err)
@@ -340,7 +347,7 @@ func benchLogs(n int) plog.Logs {
 func BenchmarkEncodeProtobuf(b *testing.B) {
 	const n = 1000
 	ld := benchLogs(n)
-	e := newEncoder(nil)
+	e := testEncoder(nil)
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
 	b.ResetTimer()
@@ -358,7 +365,7 @@ func BenchmarkEncodeProtobuf(b *testing.B) {
 func BenchmarkEncodeJSON(b *testing.B) {
 	const n = 1000
 	ld := benchLogs(n)
-	e := newEncoder(nil)
+	e := testEncoder(nil)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		_ = e.encodeJSON(ld)

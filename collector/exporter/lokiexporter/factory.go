@@ -71,6 +71,8 @@ func createDefaultConfig() component.Config {
 		QueueConfig:  configoptional.Some(q),
 		RetryConfig:  retry,
 		Encoding:     EncodingProtobuf,
+		Limits:       defaultLimits(),
+		DeadLetter:   DeadLetterConfig{MaxBytes: defaultDeadLetterMaxBytes},
 	}
 }
 
@@ -78,6 +80,7 @@ func createLogs(ctx context.Context, set exporter.Settings, cfg *Config, m *self
 	e := newLokiExporter(cfg, set, m)
 	return exporterhelper.NewLogs(ctx, set, cfg, e.pushLogs,
 		exporterhelper.WithStart(e.start),
+		exporterhelper.WithShutdown(e.shutdown),
 		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
 		// The http.Client timeout bounds each attempt; the helper's own would
 		// only duplicate it.

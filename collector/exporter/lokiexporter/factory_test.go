@@ -47,7 +47,7 @@ func TestDefaultMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	var seq [2]int
-	if err := exp.ConsumeLogs(context.Background(), batch(&seq, 2)); err != nil {
+	if err := exp.ConsumeLogs(context.Background(), testBatch(&seq, 2)); err != nil {
 		t.Fatal(err)
 	}
 	if err := exp.Shutdown(context.Background()); err != nil {

@@ -24,7 +24,6 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configcompression"
 	"go.opentelemetry.io/collector/config/configoptional"
-	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/exporter/exportertest"
@@ -33,7 +32,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/opsight/opsight/internal/conventions"
 	"github.com/opsight/opsight/internal/selftelemetry"
@@ -284,8 +282,8 @@ func startExporter(t *testing.T, cfg *Config, m *selftelemetry.Metrics, host com
 	return exp, set.ID.String()
 }
 
-// batch makes one batch with records for two pods; lines are "<pod>-<seq>".
-func batch(seq *[2]int, perPod int) plog.Logs {
+// testBatch makes one batch with records for two pods; lines are "<pod>-<seq>".
+func testBatch(seq *[2]int, perPod int) plog.Logs {
 	ld := plog.NewLogs()
 	for p, pod := range []string{"pod-a", "pod-b"} {
 		rl := ld.ResourceLogs().AppendEmpty()
@@ -438,7 +436,7 @@ func TestFailureModes(t *testing.T) {
 			exp, id := startExporter(t, cfg, m, testHost{}, nil)
 			var seq [2]int
 			for i := 0; i < 10; i++ {
-				if err := exp.ConsumeLogs(context.Background(), batch(&seq, 20)); err != nil {
+				if err := exp.ConsumeLogs(context.Background(), testBatch(&seq, 20)); err != nil {
 					t.Fatalf("ConsumeLogs: %v", err)
 				}
 			}
@@ -460,54 +458,6 @@ func TestFailureModes(t *testing.T) {
 				tt.check(t, reqs)
 			}
 		})
-	}
-}
-
-// TestBadRequestIsPermanent: a 400 is not retried, its reason reaches the
-// error and the log, and it is counted once as http_4xx.
-func TestBadRequestIsPermanent(t *testing.T) {
-	srv := newFakeLoki(t)
-	const reason = "entry for stream '{pod=\"pod-a\"}' has timestamp too old: 2020-01-01T00:00:00Z"
-	srv.respond = func(n int, _ *http.Request) (int, map[string]string, string, time.Duration) {
-		if n == 0 {
-			return http.StatusBadRequest, nil, reason + "\n", 0
-		}
-		return http.StatusNoContent, nil, "", 0
-	}
-	cfg := testConfig(srv.url())
-	cfg.QueueConfig = configoptional.None[QueueBatchConfig]() // synchronous: the error reaches the caller
-	m := selftelemetry.New()
-	core, logs := observer.New(zap.ErrorLevel)
-	exp, id := startExporter(t, cfg, m, testHost{}, zap.New(core))
-	defer func() { _ = exp.Shutdown(context.Background()) }()
-
-	var seq [2]int
-	err := exp.ConsumeLogs(context.Background(), batch(&seq, 3))
-	if err == nil || !consumererror.IsPermanent(err) || !strings.Contains(err.Error(), reason) || !strings.Contains(err.Error(), "400") {
-		t.Fatalf("err = %v; want a permanent error carrying Loki's reason", err)
-	}
-	if n := failed(m, id, reasonHTTP4xx); n != 1 {
-		t.Errorf("http_4xx failures = %v, want 1 (not retried)", n)
-	}
-	if _, reqs := srv.snapshot(); len(reqs) != 1 {
-		t.Errorf("%d requests; a 400 must not be retried", len(reqs))
-	}
-	found := false
-	for _, e := range logs.All() {
-		if e.ContextMap()["reason"] == reason {
-			found = true
-		}
-	}
-	if !found {
-		t.Errorf("no error log carrying the reason; logs: %v", logs.All())
-	}
-	// The next batch is unaffected.
-	if err := exp.ConsumeLogs(context.Background(), batch(&seq, 3)); err != nil {
-		t.Fatal(err)
-	}
-	got, _ := srv.snapshot()
-	if len(got) != 2 || len(got[labelsA]) != 3 {
-		t.Errorf("after the 400: %v", got)
 	}
 }
 
@@ -547,7 +497,7 @@ func TestPersistentQueueSurvivesRestart(t *testing.T) {
 
 	var seq [2]int
 	for i := 0; i < 8; i++ {
-		if err := exp.ConsumeLogs(context.Background(), batch(&seq, 25)); err != nil {
+		if err := exp.ConsumeLogs(context.Background(), testBatch(&seq, 25)); err != nil {
 			t.Fatalf("ConsumeLogs with Loki down: %v (the persistent queue should accept)", err)
 		}
 	}
@@ -604,7 +554,7 @@ func TestJSONPush(t *testing.T) {
 			exp, _ := startExporter(t, cfg, selftelemetry.New(), testHost{}, nil)
 			var seq [2]int
 			for i := 0; i < 3; i++ {
-				if err := exp.ConsumeLogs(context.Background(), batch(&seq, 5)); err != nil {
+				if err := exp.ConsumeLogs(context.Background(), testBatch(&seq, 5)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -661,7 +611,7 @@ func TestHeaders(t *testing.T) {
 			exp, _ := startExporter(t, cfg, selftelemetry.New(), testHost{}, nil)
 			defer func() { _ = exp.Shutdown(context.Background()) }()
 			var seq [2]int
-			if err := exp.ConsumeLogs(context.Background(), batch(&seq, 1)); err != nil {
+			if err := exp.ConsumeLogs(context.Background(), testBatch(&seq, 1)); err != nil {
 				t.Fatal(err)
 			}
 			srv.mu.Lock()
