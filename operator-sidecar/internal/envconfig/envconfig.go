@@ -261,6 +261,8 @@ func (s Settings) Config() map[string]any {
 			"endpoint":         s.LokiURL,
 			"sending_queue":    queue(),
 			"retry_on_failure": map[string]any{"max_elapsed_time": "0s"}, // retry until delivered: nothing lost
+			// What Loki refuses and cannot be fixed is kept, not dropped.
+			"dead_letter": map[string]any{"directory": filepath.Join(s.StateDir, "dead-letter"), "max_bytes": b.deadLetter},
 		}
 		logsOut = append(logsOut, "loki")
 	} else {

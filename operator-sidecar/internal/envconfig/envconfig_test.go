@@ -162,8 +162,13 @@ func TestStateBudgetFitsTheLimit(t *testing.T) {
 				if n, ok := e["max_files"].(int); ok {
 					used += int64(n) * e["max_file_bytes"].(int64)
 				}
-				if id == "loki" {
-					used += s.budget().deadLetter
+				if dl, ok := e["dead_letter"].(map[string]any); ok {
+					used += dl["max_bytes"].(int64)
+					if dl["directory"] != "/s/dead-letter" {
+						t.Errorf("dead letter in %v, want it on the state volume", dl["directory"])
+					}
+				} else if id == "loki" {
+					t.Errorf("the loki exporter has no dead_letter: refused entries would be dropped")
 				}
 			}
 			if used+stateReserve > limit {
