@@ -205,9 +205,9 @@ func TestFaultSlowBackend(t *testing.T) {
 }
 
 // TestFaultRotationDuringOutage: kubelet rotates the log at 1 MiB and gzips
-// older rotations while the backend is down. A gzipped file is never read,
-// so the sidecar must have read each rotation before the next one; the
-// persistent queue holds everything until the backend is back.
+// older rotations while the backend is down. The persistent queue holds
+// everything until the backend is back; what the sidecar had not read before a
+// rotation was gzipped is read from the .gz.
 func TestFaultRotationDuringOutage(t *testing.T) {
 	t.Parallel()
 	d := outageDuration(t)

@@ -29,6 +29,10 @@ type sidecar struct {
 	logPath string
 	metrics string // http://addr/metrics
 	runs    int
+	// wrap runs the binary through a command that ends by exec-ing its last
+	// argument (the binary), e.g. unshare for the pod's mounts; signals still
+	// reach the sidecar itself.
+	wrap []string
 }
 
 func newSidecar(t testing.TB, env map[string]string) *sidecar {
@@ -61,6 +65,9 @@ func (s *sidecar) start() {
 	fmt.Fprintf(f, "---- run %d\n", s.runs)
 	s.runs++
 	s.cmd = exec.Command(s.bin)
+	if len(s.wrap) > 0 {
+		s.cmd = exec.Command(s.wrap[0], append(s.wrap[1:], s.bin)...)
+	}
 	s.cmd.Env = s.env
 	s.cmd.Stdout, s.cmd.Stderr = f, f
 	if err := s.cmd.Start(); err != nil {
