@@ -22,6 +22,7 @@ import (
 
 	"github.com/opsight/opsight/internal/conventions"
 	"github.com/opsight/opsight/internal/riskpatterns"
+	"github.com/opsight/opsight/internal/selftelemetry"
 	"github.com/opsight/opsight/internal/testservers"
 )
 
@@ -376,7 +377,19 @@ func (a *promAPI) walk(node any) ([]string, map[string]bool) {
 		if err != nil {
 			return []string{err.Error()}, nil
 		}
-		if len(s) == 0 {
+		// A counter of events a healthy run never has (or has only as its
+		// zero series): its labels are the sidecar's declaration plus the
+		// target labels Prometheus gives every sidecar series.
+		if ls, ok := selftelemetry.EventLabels(name); ok {
+			target, err := a.labelNames(conventions.MetricTailRotations)
+			if err != nil {
+				return []string{err.Error()}, nil
+			}
+			merge(target)
+			for _, l := range ls {
+				labels[l] = true
+			}
+		} else if len(s) == 0 {
 			return []string{"no series match " + sel}, nil
 		}
 		for _, ls := range s {

@@ -79,16 +79,16 @@ func New() *Metrics {
 	}, []string{"exporter", "reason"})
 	m.ExportRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: conventions.MetricExportRefused, Help: "Entries the backend refused, by exporter and the backend's reason; each is re-sent fixed or dead-lettered.",
-	}, []string{"exporter", "reason"})
+	}, eventLabels[conventions.MetricExportRefused])
 	m.ExportAdjusted = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: conventions.MetricExportAdjusted, Help: "Entries changed so the backend accepts them, by exporter and adjustment.",
-	}, []string{"exporter", "adjustment"})
+	}, eventLabels[conventions.MetricExportAdjusted])
 	m.ExportDeadLetter = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: conventions.MetricExportDeadLetter, Help: "Entries written to the dead-letter file (refused and not fixable), by exporter and reason.",
-	}, []string{"exporter", "reason"})
+	}, eventLabels[conventions.MetricExportDeadLetter])
 	m.SpanServiceMismatch = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: conventions.MetricSpanServiceMismatch, Help: "Spans that arrived with another service.name than the pod's service identity, by that name.",
-	}, []string{"span_service"})
+	}, eventLabels[conventions.MetricSpanServiceMismatch])
 	m.SpanDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:                            conventions.MetricSpanDuration,
 		Help:                            "Span durations, from the operator's spans.",
@@ -108,6 +108,22 @@ func New() *Metrics {
 		// (counter) are one family in OpenMetrics, and strict parsers reject both.
 		collectors.NewGoCollector(collectors.WithGoCollectorMemStatsMetricsDisabled()), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// eventLabels are the label names of the counters whose series appear only
+// when their event happens (a refusal, a dead letter, a renamed span), so a
+// scrape of a healthy sidecar cannot show them; rule checks read them here.
+var eventLabels = map[string][]string{
+	conventions.MetricExportRefused:       {"exporter", "reason"},
+	conventions.MetricExportAdjusted:      {"exporter", "adjustment"},
+	conventions.MetricExportDeadLetter:    {"exporter", "reason"},
+	conventions.MetricSpanServiceMismatch: {"span_service"},
+}
+
+// EventLabels returns the label names of an event-only counter.
+func EventLabels(name string) ([]string, bool) {
+	l, ok := eventLabels[name]
+	return l, ok
 }
 
 var (
