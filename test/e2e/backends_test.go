@@ -258,22 +258,21 @@ func checkSeqs(seen map[int]int, n int) lossReport {
 }
 
 // waitSeqs polls VictoriaLogs until every seq of 0..n-1 is there or timeout.
-func waitSeqs(t testing.TB, vl *testservers.VictoriaLogsServer, pod string, n int, timeout time.Duration) (map[int]int, bool) {
+func waitSeqs(t testing.TB, store logStore, pod string, n int, timeout time.Duration) (map[int]int, bool) {
 	t.Helper()
 	var seen map[int]int
 	ok := waitFor(timeout, func() bool {
 		var err error
-		seen, err = seqsInVL(vl, pod)
+		seen, err = store.seqs(pod)
 		if err != nil {
-			t.Logf("querying VictoriaLogs: %v", err)
+			t.Logf("querying the log store: %v", err)
 			return false
 		}
 		return len(seen) >= n
 	})
-	// VictoriaLogs makes new entries searchable within about a second: a
-	// last look after a pause catches late duplicates.
-	time.Sleep(1500 * time.Millisecond)
-	if s, err := seqsInVL(vl, pod); err == nil {
+	// A last look after the store's settling time catches late duplicates.
+	time.Sleep(store.settle())
+	if s, err := store.seqs(pod); err == nil {
 		seen = s
 	}
 	return seen, ok

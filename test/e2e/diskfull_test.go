@@ -15,8 +15,10 @@ import (
 // it is full: it must stop reading (backpressure) rather than fill the disk
 // or drop, and once the backend is back every line arrives exactly once.
 // Needs root for the tmpfs mount, as CI and the dev machines have.
-func TestFaultQueueDiskFull(t *testing.T) {
-	r := newFaultRig(t, "op-diskfull", 0, nil)
+func TestFaultQueueDiskFull(t *testing.T) { eachLogStore(t, testFaultQueueDiskFull) }
+
+func testFaultQueueDiskFull(t *testing.T, store string) {
+	r := newFaultRig(t, store, "op-diskfull", 0, nil)
 	state := r.sc.stateDir()
 	if err := os.MkdirAll(state, 0o755); err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/opsight/opsight/internal/simoperator"
-	"github.com/opsight/opsight/internal/testservers"
 )
 
 // outage is how long the log backend stays down in the outage tests (the
@@ -29,9 +28,10 @@ func outageDuration(t testing.TB) time.Duration {
 }
 
 // faultRig is one operator pod's log file, one sidecar in env mode pushing
-// through a fault proxy into a real VictoriaLogs.
+// through a fault proxy into a log store: a real VictoriaLogs, or the strict
+// Loki stand-in that enforces Loki's ingestion rules.
 type faultRig struct {
-	vl    *testservers.VictoriaLogsServer
+	store logStore
 	proxy *faultProxy
 	sc    *sidecar
 	w     *simoperator.CRIWriter
@@ -41,13 +41,13 @@ type faultRig struct {
 
 // newFaultRig prepares the rig; edit, when not nil, runs the sidecar with a
 // --config file changed by edit instead of env mode.
-func newFaultRig(t *testing.T, pod string, rotateBytes int64, edit func(map[string]any)) *faultRig {
+func newFaultRig(t *testing.T, store, pod string, rotateBytes int64, edit func(map[string]any)) *faultRig {
 	t.Helper()
 	dir := t.TempDir()
-	r := &faultRig{pod: pod, vl: testservers.StartVictoriaLogs(t)}
-	r.proxy = newFaultProxy(t, r.vl.URL)
+	r := &faultRig{pod: pod, store: startLogStore(t, store)}
+	r.proxy = newFaultProxy(t, r.store.baseURL())
 	env := podEnv(dir, "ops", pod, "v1.0.0")
-	env["OPSIGHT_LOKI_URL"] = r.proxy.URL() + "/insert/loki/api/v1/push"
+	env["OPSIGHT_LOKI_URL"] = r.proxy.URL() + r.store.pushPath()
 	r.sc = newSidecar(t, env)
 	if edit != nil {
 		withConfig(t, r.sc, edit)
@@ -81,7 +81,7 @@ func (r *faultRig) metric(t *testing.T, name, match string) float64 {
 // on any loss or duplicate, or on a dropped count.
 func (r *faultRig) verifyExactlyOnce(t *testing.T, n int, what string) {
 	t.Helper()
-	seen, complete := waitSeqs(t, r.vl, r.pod, n, 120*time.Second)
+	seen, complete := waitSeqs(t, r.store, r.pod, n, 120*time.Second)
 	rep := checkSeqs(seen, n)
 	dropped := r.metric(t, "opsight_export_dropped_total", "")
 	t.Logf("%s: lines %d, missing %d, duplicates %d, unexpected %d, proxy requests %d (forwarded %d, injected faults %d), dropped %v",
@@ -95,16 +95,20 @@ func (r *faultRig) verifyExactlyOnce(t *testing.T, n int, what string) {
 	if dropped != 0 {
 		t.Errorf("%s: opsight_export_dropped_total = %v, want 0", what, dropped)
 	}
+	if d := r.store.discarded(); len(d) > 0 {
+		t.Errorf("%s: Loki discarded %v: the sidecar sent what Loki refuses", what, d)
+	}
 }
 
 // TestFaultBackendDown: the log backend refuses connections for half the
 // outage and answers 503 for the other half while the operator keeps
 // writing. Every line arrives exactly once afterwards, the sidecar counted
 // both kinds of failure, and nothing was dropped.
-func TestFaultBackendDown(t *testing.T) {
-	t.Parallel()
+func TestFaultBackendDown(t *testing.T) { eachLogStore(t, testFaultBackendDown) }
+
+func testFaultBackendDown(t *testing.T, store string) {
 	d := outageDuration(t)
-	r := newFaultRig(t, "op-down", 0, nil)
+	r := newFaultRig(t, store, "op-down", 0, nil)
 	r.sc.start()
 	const rate = 1000
 	n := int((d + 8*time.Second).Seconds()) * rate
@@ -132,14 +136,15 @@ func TestFaultBackendDown(t *testing.T) {
 // Lines arrive exactly once, the 429s are counted, and the exporter waited
 // at least Retry-After between attempts (it has one queue consumer, so at
 // most storm/Retry-After + 1 requests can fall in the storm).
-func TestFault429Storm(t *testing.T) {
-	t.Parallel()
+func TestFault429Storm(t *testing.T) { eachLogStore(t, testFault429Storm) }
+
+func testFault429Storm(t *testing.T, store string) {
 	const (
 		storm      = 15 * time.Second
 		retryAfter = 3 * time.Second
 		rate       = 1000
 	)
-	r := newFaultRig(t, "op-429", 0, nil)
+	r := newFaultRig(t, store, "op-429", 0, nil)
 	r.proxy.retryAfter = "3"
 	r.sc.start()
 	n := int((storm + 8*time.Second).Seconds()) * rate
@@ -175,14 +180,15 @@ func TestFault429Storm(t *testing.T) {
 // the exporter's timeout (2 s here, set through a --config file). Requests
 // time out and are retried; the proxy drops a request whose client gave up,
 // as a backend that never got to it would, so every line arrives exactly once.
-func TestFaultSlowBackend(t *testing.T) {
-	t.Parallel()
+func TestFaultSlowBackend(t *testing.T) { eachLogStore(t, testFaultSlowBackend) }
+
+func testFaultSlowBackend(t *testing.T, store string) {
 	const (
 		slow    = 12 * time.Second
 		timeout = 2 * time.Second
 		rate    = 1000
 	)
-	r := newFaultRig(t, "op-slow", 0, func(cfg map[string]any) {
+	r := newFaultRig(t, store, "op-slow", 0, func(cfg map[string]any) {
 		mapAt(cfg, "exporters", "loki")["timeout"] = timeout.String()
 	})
 	r.proxy.delay = 5 * time.Second
@@ -208,10 +214,11 @@ func TestFaultSlowBackend(t *testing.T) {
 // older rotations while the backend is down. The persistent queue holds
 // everything until the backend is back; what the sidecar had not read before a
 // rotation was gzipped is read from the .gz.
-func TestFaultRotationDuringOutage(t *testing.T) {
-	t.Parallel()
+func TestFaultRotationDuringOutage(t *testing.T) { eachLogStore(t, testFaultRotationDuringOutage) }
+
+func testFaultRotationDuringOutage(t *testing.T, store string) {
 	d := outageDuration(t)
-	r := newFaultRig(t, "op-rotate", 1<<20, nil)
+	r := newFaultRig(t, store, "op-rotate", 1<<20, nil)
 	r.sc.start()
 	r.proxy.set(modeRefuse)
 	down := time.Now()
@@ -223,7 +230,7 @@ func TestFaultRotationDuringOutage(t *testing.T) {
 	gz, _ := filepath.Glob(filepath.Join(r.dir, "*.gz"))
 	// Stay down for the rest of the outage.
 	time.Sleep(time.Until(down.Add(d)))
-	if c, err := r.vl.Count(`pod:="op-rotate"`); err != nil || c != 0 {
+	if c, err := r.store.count("op-rotate"); err != nil || c != 0 {
 		t.Errorf("VictoriaLogs has %d lines (err %v) while the backend was down: the fault proxy leaked", c, err)
 	}
 	r.proxy.set(modePass)
@@ -243,9 +250,10 @@ func TestFaultRotationDuringOutage(t *testing.T) {
 // TestFaultSIGTERMDrain: the backend is down, the sidecar has read every line
 // into its persistent queue and gets SIGTERM. It exits promptly; nothing is
 // lost: after a restart with the backend back, every line arrives once.
-func TestFaultSIGTERMDrain(t *testing.T) {
-	t.Parallel()
-	r := newFaultRig(t, "op-term", 0, nil)
+func TestFaultSIGTERMDrain(t *testing.T) { eachLogStore(t, testFaultSIGTERMDrain) }
+
+func testFaultSIGTERMDrain(t *testing.T, store string) {
+	r := newFaultRig(t, store, "op-term", 0, nil)
 	r.sc.start()
 	r.proxy.set(modeRefuse)
 	const n = 15_000
@@ -272,7 +280,7 @@ func TestFaultSIGTERMDrain(t *testing.T) {
 	if strings.Contains(r.sc.logs(), "panic:") {
 		t.Errorf("the sidecar panicked on shutdown:\n%s", r.sc.logs())
 	}
-	if c, err := r.vl.Count(`pod:="op-term"`); err != nil || c != 0 {
+	if c, err := r.store.count("op-term"); err != nil || c != 0 {
 		t.Errorf("VictoriaLogs has %d lines (err %v) while the backend was down", c, err)
 	}
 	r.proxy.set(modePass)

@@ -307,9 +307,13 @@ func TestInjectedHarness(t *testing.T) {
 // node's log files (kubelet's defaults: 10Mi files, 5 kept, older ones
 // gzipped), and once Loki is back every line arrives exactly once.
 func TestInjectedStateLimitBackendDown(t *testing.T) {
-	vl := testservers.StartVictoriaLogs(t)
-	proxy := newFaultProxy(t, vl.URL)
-	ip := injectSidecar(t, "sidecar.lokiURL="+proxy.URL()+"/insert/loki/api/v1/push", "sidecar.stateSizeLimit=32Mi")
+	eachLogStore(t, testInjectedStateLimitBackendDown)
+}
+
+func testInjectedStateLimitBackendDown(t *testing.T, storeName string) {
+	store := startLogStore(t, storeName)
+	proxy := newFaultProxy(t, store.baseURL())
+	ip := injectSidecar(t, "sidecar.lokiURL="+proxy.URL()+store.pushPath(), "sidecar.stateSizeLimit=32Mi")
 	w, err := simoperator.NewCRIWriter(filepath.Join(ip.podLogs, "manager"), 10<<20, 5)
 	if err != nil {
 		t.Fatal(err)
@@ -347,7 +351,7 @@ func TestInjectedStateLimitBackendDown(t *testing.T) {
 		t.Errorf("the sidecar read all %d lines with Loki down and a volume that cannot hold them: no backpressure", n)
 	}
 	proxy.set(modePass)
-	seen, complete := waitSeqs(t, vl, injPod, n, 180*time.Second)
+	seen, complete := waitSeqs(t, store, injPod, n, 180*time.Second)
 	close(stop)
 	<-sampled
 	rep := checkSeqs(seen, n)
@@ -367,6 +371,9 @@ func TestInjectedStateLimitBackendDown(t *testing.T) {
 	if dropped != 0 {
 		t.Errorf("%s = %v, want 0", conventions.MetricExportDropped, dropped)
 	}
+	if d := store.discarded(); len(d) > 0 {
+		t.Errorf("Loki discarded %v: the sidecar sent what Loki refuses", d)
+	}
 	if int(rotations) < w.Rotations() {
 		t.Errorf("%s = %.0f after %d kubelet-style rotations: every rotation must be counted", conventions.MetricTailRotations, rotations, w.Rotations())
 	}
@@ -378,9 +385,13 @@ func TestInjectedStateLimitBackendDown(t *testing.T) {
 // but the newest. Lines that were compressed while the sidecar was behind are
 // still on the node, so none may be missing.
 func TestInjectedKillOutageGzippedRotations(t *testing.T) {
-	vl := testservers.StartVictoriaLogs(t)
-	proxy := newFaultProxy(t, vl.URL)
-	ip := injectSidecar(t, "sidecar.lokiURL="+proxy.URL()+"/insert/loki/api/v1/push")
+	eachLogStore(t, testInjectedKillOutageGzippedRotations)
+}
+
+func testInjectedKillOutageGzippedRotations(t *testing.T, storeName string) {
+	store := startLogStore(t, storeName)
+	proxy := newFaultProxy(t, store.baseURL())
+	ip := injectSidecar(t, "sidecar.lokiURL="+proxy.URL()+store.pushPath())
 	w, err := simoperator.NewCRIWriter(filepath.Join(ip.podLogs, "manager"), 1<<20, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -407,7 +418,7 @@ func TestInjectedKillOutageGzippedRotations(t *testing.T) {
 		t.Fatal(err)
 	}
 	gz, _ := filepath.Glob(filepath.Join(ip.podLogs, "manager", "*.gz"))
-	seen, complete := waitSeqs(t, vl, injPod, n, 180*time.Second)
+	seen, complete := waitSeqs(t, store, injPod, n, 180*time.Second)
 	missing, dups, gaps := tally(seen, n)
 	rotations, _ := ip.sc.metricValue(conventions.MetricTailRotations, "")
 	t.Logf("%d lines, %d rotations (%d gzipped files on the node), 2 kill -9, 20 s outage: missing %d, duplicates %d; rotations counted %.0f",
@@ -417,6 +428,9 @@ func TestInjectedKillOutageGzippedRotations(t *testing.T) {
 	}
 	if dups > 0 {
 		t.Errorf("%d lines arrived twice", dups)
+	}
+	if d := store.discarded(); len(d) > 0 {
+		t.Errorf("Loki discarded %v: the sidecar sent what Loki refuses", d)
 	}
 	if len(gz) == 0 {
 		t.Errorf("no rotated file was gzipped: the test did not exercise compressed rotations")

@@ -272,7 +272,10 @@ func (e *lokiExporter) send(ctx context.Context, b *batch) (*refusedResponse, er
 			// accepted; re-send only the refused ones.
 			return &refusedResponse{status: resp.StatusCode, body: full, retryAfter: resp.Header.Get("Retry-After")}, nil
 		}
-		return nil, throttle(err, resp.Header.Get("Retry-After"))
+		// Loki's tenant rate limit answers 429 without Retry-After; its
+		// token bucket refills every second, so the normal backoff (up to
+		// max_interval) would only slow down draining a backlog.
+		return nil, throttleOr(err, resp.Header.Get("Retry-After"), rateLimitRetry)
 	case resp.StatusCode >= 500:
 		e.failed(reasonHTTP5xx)
 		if resp.StatusCode == http.StatusServiceUnavailable {
@@ -333,9 +336,19 @@ func isTimeout(err error) bool {
 
 // throttle wraps err so the retry waits at least Retry-After (seconds or an
 // HTTP date); without a usable header the normal backoff applies.
-func throttle(err error, retryAfter string) error {
+func throttle(err error, retryAfter string) error { return throttleOr(err, retryAfter, 0) }
+
+// rateLimitRetry is the wait after a 429 that names none.
+const rateLimitRetry = time.Second
+
+// throttleOr is throttle with a wait of def (when > 0) for an answer
+// without a usable Retry-After.
+func throttleOr(err error, retryAfter string, def time.Duration) error {
 	retryAfter = strings.TrimSpace(retryAfter)
 	if retryAfter == "" {
+		if def > 0 {
+			return exporterhelper.NewThrottleRetry(err, def)
+		}
 		return err
 	}
 	if secs, perr := strconv.Atoi(retryAfter); perr == nil {
@@ -343,6 +356,9 @@ func throttle(err error, retryAfter string) error {
 	}
 	if t, perr := http.ParseTime(retryAfter); perr == nil {
 		return exporterhelper.NewThrottleRetry(err, max(time.Until(t), 0))
+	}
+	if def > 0 {
+		return exporterhelper.NewThrottleRetry(err, def)
 	}
 	return err
 }

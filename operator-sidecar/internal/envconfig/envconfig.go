@@ -349,8 +349,9 @@ func (s Settings) budget() diskBudget {
 	var queues, files int64
 	if s.LokiURL != "" {
 		queues++
-		b.deadLetter = usable / 10
-		usable -= b.deadLetter
+		// At least 1 MiB: the exporter's floor, room for a refused 256KB line.
+		b.deadLetter = max(usable/10, 1<<20)
+		usable = max(usable-b.deadLetter, 0)
 	} else {
 		files++
 	}
