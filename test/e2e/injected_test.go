@@ -426,8 +426,11 @@ func testInjectedKillOutageGzippedRotations(t *testing.T, storeName string) {
 	if missing > 0 || !complete {
 		t.Errorf("%d lines missing (ranges %v): they were in rotated files still on the node\n%s", missing, gaps, ip.sc.logs())
 	}
-	if dups > 0 {
-		t.Errorf("%d lines arrived twice", dups)
+	// At least once: a kill between the queue write and the checkpoint
+	// re-reads that one batch (the receiver's max_batch_lines, 1000).
+	const kills, batch = 2, 1000
+	if dups > kills*batch {
+		t.Errorf("%d lines arrived twice, more than one batch per kill (%d)", dups, kills*batch)
 	}
 	if d := store.discarded(); len(d) > 0 {
 		t.Errorf("Loki discarded %v: the sidecar sent what Loki refuses", d)
