@@ -22,12 +22,10 @@ import (
 	"go.opentelemetry.io/collector/otelcol"
 
 	"github.com/opsight/opsight/collector"
+	"github.com/opsight/opsight/internal/buildinfo"
 	"github.com/opsight/opsight/operator-sidecar/internal/demo"
 	"github.com/opsight/opsight/operator-sidecar/internal/envconfig"
 )
-
-// version is set at build time: -ldflags "-X main.version=…".
-var version = "dev"
 
 func main() {
 	if err := newRootCommand().Execute(); err != nil {
@@ -40,7 +38,9 @@ func collectorSettings() otelcol.CollectorSettings {
 		BuildInfo: component.BuildInfo{
 			Command:     "operator-sidecar",
 			Description: "opsight sidecar: operator logs and traces, enriched, to Loki, Tempo and Prometheus",
-			Version:     version,
+			// The bare version: the collector reports it as its own
+			// service.version and the Loki exporter's User-Agent.
+			Version: buildinfo.Get().Version,
 		},
 		Factories: collector.Components,
 		ConfigProviderSettings: otelcol.ConfigProviderSettings{ResolverSettings: confmap.ResolverSettings{
@@ -56,6 +56,8 @@ func collectorSettings() otelcol.CollectorSettings {
 
 func newRootCommand() *cobra.Command {
 	root := otelcol.NewCommand(collectorSettings())
+	// cobra's default prints "version X" only; add revision and Go version.
+	root.SetVersionTemplate(buildinfo.Get().Print(root.Name()))
 	root.AddCommand(demo.Command(collectorSettings), envConfigCommand(), webhookCommand())
 	return root
 }

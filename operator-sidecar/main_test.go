@@ -130,3 +130,21 @@ func TestInjectedEnvValidates(t *testing.T) {
 		})
 	}
 }
+
+// --version names the program, the version, the revision and the Go
+// toolchain (cobra's default would print the version only); the image
+// test (tools/image) checks the stamped values on the built binary.
+func TestVersionFlag(t *testing.T) {
+	root := newRootCommand()
+	var out strings.Builder
+	root.SetOut(&out)
+	root.SetArgs([]string{"--version"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"operator-sidecar, version dev (revision: ", "go version: go1.", "platform:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("--version printed %q, want it to contain %q", out.String(), want)
+		}
+	}
+}

@@ -14,4 +14,9 @@ import (
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // run is main without the process: tests call it in-process.
-func run(args []string, stdout, stderr io.Writer) int { return cli.Run(args, stdout, stderr) }
+func run(args []string, stdout, stderr io.Writer) int {
+	if cli.VersionRequested(args) {
+		return cli.PrintVersion(stdout)
+	}
+	return cli.Run(args, stdout, stderr)
+}
