@@ -14,6 +14,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,18 @@ type Config struct {
 	SlowTailShare  float64
 	SlowTailFactor float64
 	ErrorShare     float64 // default 0.03
+	// ErrorMessages replaces the messages a failed reconcile logs (one per
+	// failure, picked at random); empty keeps the default mix. An error storm
+	// is a high ErrorShare with one message.
+	ErrorMessages []string
+	// SlowCallDelay is added to the API calls of method SlowCallMethod (e.g.
+	// "GET"), to a SlowCallShare of them (0 means all): a slow dependency
+	// such as one zone's API server. The call's client span and the
+	// reconcile take that much longer; later calls start that much later.
+	// Zero (the default) changes nothing.
+	SlowCallMethod string
+	SlowCallDelay  time.Duration
+	SlowCallShare  float64
 	// FieldTraceShare of reconciles log trace ids themselves (instrumented
 	// logger); the rest only carry reconcileID and rely on the late join.
 	FieldTraceShare float64 // default 0.4
@@ -248,6 +261,16 @@ func (o *Operator) reconcile(ctx context.Context, j job) {
 	dur := time.Duration(d)
 	u3, _, _, _ := o.draw()
 	failed := u3 < o.cfg.ErrorShare
+	// API calls: a GET, sometimes an update.
+	calls := []string{"GET"}
+	if a%3 == 0 {
+		calls = append(calls, "PUT")
+	}
+	slow := o.slowCall(calls)
+	base := dur // the reconcile's own time, before a slow call's delay
+	if slow.index >= 0 {
+		dur += slow.delay
+	}
 
 	kv := &fields{}
 	kv.add("controller", j.controller).add("controllerGroup", "etcd.database.coreos.com").add("controllerKind", "EtcdCluster")
@@ -261,11 +284,6 @@ func (o *Operator) reconcile(ctx context.Context, j job) {
 		m.queueWait.WithLabelValues(o.cfg.labels(j.controller)...).Observe(start.Sub(j.enqueued).Seconds())
 		m.active.WithLabelValues(o.cfg.labels(j.controller)...).Inc()
 	}
-	// API calls: a GET, sometimes an update.
-	calls := []string{"GET"}
-	if a%3 == 0 {
-		calls = append(calls, "PUT")
-	}
 	select {
 	case <-ctx.Done():
 	case <-time.After(dur):
@@ -278,7 +296,11 @@ func (o *Operator) reconcile(ctx context.Context, j job) {
 	result := "success"
 	if failed {
 		result = "error"
-		msg := errorMessages[int(b%uint64(len(errorMessages)))]
+		msgs := errorMessages
+		if len(o.cfg.ErrorMessages) > 0 {
+			msgs = o.cfg.ErrorMessages
+		}
+		msg := msgs[int(b%uint64(len(msgs)))]
 		if a%5 == 0 {
 			// A recovered panic, the way controller-runtime logs it, followed by the stack on stderr.
 			o.jsonLine(end, "error", "Observed a panic in reconciler: runtime error: invalid memory address or nil pointer dereference", kv.clone().add("panic", "runtime error: invalid memory address or nil pointer dereference"))
@@ -309,7 +331,32 @@ func (o *Operator) reconcile(ctx context.Context, j job) {
 			m.restRequests.WithLabelValues(o.cfg.Cluster, o.cfg.Namespace, o.cfg.Pod, o.cfg.Revision, code, c, "10.96.0.1:443").Inc()
 		}
 	}
-	o.addSpans(traceID, spanID, reconcileID, j, start, end, failed, calls)
+	o.addSpans(traceID, spanID, reconcileID, j, start, start.Add(base), failed, calls, slow)
+}
+
+// slowCall is the call a reconcile makes slow (index -1: none) and by how much.
+type slowCall struct {
+	index int
+	delay time.Duration
+}
+
+// slowCall decides whether this reconcile meets the slow dependency. It
+// draws from the generator only when SlowCallDelay is set, so runs without
+// it see the same sequence as before the knob existed.
+func (o *Operator) slowCall(calls []string) slowCall {
+	if o.cfg.SlowCallDelay <= 0 {
+		return slowCall{index: -1}
+	}
+	i := slices.Index(calls, o.cfg.SlowCallMethod)
+	if i < 0 {
+		return slowCall{index: -1}
+	}
+	if s := o.cfg.SlowCallShare; s > 0 && s < 1 {
+		if u, _, _, _ := o.draw(); u >= s {
+			return slowCall{index: -1}
+		}
+	}
+	return slowCall{index: i, delay: o.cfg.SlowCallDelay}
 }
 
 func (o *Operator) jsonLine(ts time.Time, level, msg string, kv *fields) {
@@ -396,7 +443,10 @@ func (f *fields) trace(spelling int, t pcommon.TraceID, s pcommon.SpanID) {
 	}
 }
 
-func (o *Operator) addSpans(traceID pcommon.TraceID, spanID pcommon.SpanID, reconcileID string, j job, start, end time.Time, failed bool, calls []string) {
+// addSpans records the reconcile's spans: end is where the reconcile would
+// end without slow's delay; the delay lengthens call slow.index and shifts
+// everything after it.
+func (o *Operator) addSpans(traceID pcommon.TraceID, spanID pcommon.SpanID, reconcileID string, j job, start, end time.Time, failed bool, calls []string, slow slowCall) {
 	if o.cfg.OTLPEndpoint == "" {
 		return
 	}
@@ -419,7 +469,11 @@ func (o *Operator) addSpans(traceID pcommon.TraceID, spanID pcommon.SpanID, reco
 	root.SetName("Reconcile")
 	root.SetKind(ptrace.SpanKindServer)
 	root.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
-	root.SetEndTimestamp(pcommon.NewTimestampFromTime(end))
+	var delay time.Duration
+	if slow.index >= 0 {
+		delay = slow.delay
+	}
+	root.SetEndTimestamp(pcommon.NewTimestampFromTime(end.Add(delay)))
 	root.Attributes().PutStr("reconcile.id", reconcileID)
 	root.Attributes().PutStr("controller", j.controller)
 	root.Attributes().PutStr("k8s.object.namespace", o.cfg.Namespace)
@@ -440,8 +494,15 @@ func (o *Operator) addSpans(traceID pcommon.TraceID, spanID pcommon.SpanID, reco
 		ch.SetName(c)
 		ch.SetKind(ptrace.SpanKindClient)
 		cs := start.Add(step * time.Duration(i))
+		ce := cs.Add(step / 2)
+		switch {
+		case slow.index >= 0 && i == slow.index:
+			ce = ce.Add(delay)
+		case slow.index >= 0 && i > slow.index:
+			cs, ce = cs.Add(delay), ce.Add(delay)
+		}
 		ch.SetStartTimestamp(pcommon.NewTimestampFromTime(cs))
-		ch.SetEndTimestamp(pcommon.NewTimestampFromTime(cs.Add(step / 2)))
+		ch.SetEndTimestamp(pcommon.NewTimestampFromTime(ce))
 		ch.Attributes().PutStr("http.request.method", c)
 		ch.Attributes().PutStr("server.address", "10.96.0.1")
 		ch.Attributes().PutStr("k8s.object.name", j.object)
