@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/opsight/opsight/internal/conventions"
+	"github.com/opsight/opsight/internal/cputime"
 	"github.com/opsight/opsight/releasegate/demo"
 	"github.com/opsight/opsight/releasegate/gate"
 	"github.com/opsight/opsight/releasegate/report"
@@ -278,11 +279,17 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "generating %d spans...\n", *n)
 	res := gate.BenchData(*n, 4, 1)
-	start, cpu0 := time.Now(), gate.CPUTime()
+	start := time.Now()
+	cpu0, cpuOK := cputime.Process()
 	rep := gate.Compare(res, gate.Config{})
-	el, cpu := time.Since(start), gate.CPUTime()-cpu0
-	fmt.Fprintf(stdout, "compared %d spans (%d comparisons, verdict %s) in %v wall, %v CPU: %.3g spans/s\n",
-		*n, len(rep.Comparisons), rep.Verdict, el.Round(time.Millisecond), cpu.Round(time.Millisecond), float64(*n)/el.Seconds())
+	el := time.Since(start)
+	cpu1, _ := cputime.Process()
+	cpu := "CPU time not available on this system"
+	if cpuOK {
+		cpu = (cpu1 - cpu0).Round(time.Millisecond).String() + " CPU"
+	}
+	fmt.Fprintf(stdout, "compared %d spans (%d comparisons, verdict %s) in %v wall, %s: %.3g spans/s\n",
+		*n, len(rep.Comparisons), rep.Verdict, el.Round(time.Millisecond), cpu, float64(*n)/el.Seconds())
 	return conventions.ExitPass
 }
 

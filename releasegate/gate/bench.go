@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/opsight/opsight/releasegate/source"
@@ -66,14 +65,4 @@ func Compare(res *source.Result, cfg Config) *Report {
 	}
 	wg.Wait()
 	return Evaluate(res, "baseline", "candidate", cfg)
-}
-
-// CPUTime is the process's user+system CPU time so far: on a shared machine
-// it measures the work, where wall time measures the neighbours.
-func CPUTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

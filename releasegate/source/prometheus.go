@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -42,10 +43,9 @@ type PromResponse struct {
 
 // PromSample is one element of a vector: a float or a native histogram.
 type PromSample struct {
-	Metric    map[string]string  `json:"metric"`
-	Value     []json.RawMessage  `json:"value"`     // [ts, "float"]
-	Histogram []json.RawMessage  `json:"histogram"` // [ts, {count,sum,buckets}]
-	hist      *promHistogramBody // decoded Histogram[1]
+	Metric    map[string]string `json:"metric"`
+	Value     []json.RawMessage `json:"value"`     // [ts, "float"]
+	Histogram []json.RawMessage `json:"histogram"` // [ts, {count,sum,buckets}]
 }
 
 type promHistogramBody struct {
@@ -273,7 +273,7 @@ func classicToBuckets(c map[float64]float64) (*stats.Histogram, float64) {
 	for le := range c {
 		les = append(les, le)
 	}
-	sortFloats(les)
+	slices.Sort(les)
 	h := &stats.Histogram{}
 	prevLe, prevCum := 0.0, 0.0
 	for _, le := range les {
@@ -288,14 +288,6 @@ func classicToBuckets(c map[float64]float64) (*stats.Histogram, float64) {
 	}
 	h.Normalize()
 	return h, prevCum
-}
-
-func sortFloats(x []float64) {
-	for i := 1; i < len(x); i++ {
-		for j := i; j > 0 && x[j] < x[j-1]; j-- {
-			x[j], x[j-1] = x[j-1], x[j]
-		}
-	}
 }
 
 func (p *Prometheus) query(ctx context.Context, promql string, at time.Time) (*PromResponse, error) {

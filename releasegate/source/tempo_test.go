@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -253,9 +255,39 @@ func FuzzParseTempoResponse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		for _, s := range r.Series {
-			_ = s.Total()
-			_, _ = s.Label("__bucket")
+		// Accepted: every timestamp is empty or an integer.
+		for i, s := range r.Series {
+			for _, x := range s.Samples {
+				if _, err := strconv.ParseInt(x.TimestampMs, 10, 64); x.TimestampMs != "" && err != nil {
+					t.Fatalf("series %d: accepted timestampMs %q", i, x.TimestampMs)
+				}
+			}
+		}
+		// Round trip: re-encoded, the response decodes to the same totals and
+		// the same labels the gate reads.
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatalf("re-encoding: %v", err)
+		}
+		again, err := ParseTempoResponse(b)
+		if err != nil {
+			t.Fatalf("re-encoded response rejected: %v\n%s", err, b)
+		}
+		if len(again.Series) != len(r.Series) {
+			t.Fatalf("%d series, %d after the round trip", len(r.Series), len(again.Series))
+		}
+		for i, s := range r.Series {
+			s2 := again.Series[i]
+			if t1, t2 := s.Total(), s2.Total(); t1 != t2 && !(math.IsNaN(t1) && math.IsNaN(t2)) {
+				t.Errorf("series %d: total %v, %v after the round trip", i, t1, t2)
+			}
+			for _, l := range s.Labels {
+				v1, ok1 := s.Label(l.Key)
+				v2, ok2 := s2.Label(l.Key)
+				if !ok1 || v1 != v2 || ok1 != ok2 {
+					t.Errorf("series %d: label %q = %q (%v), %q (%v) after the round trip", i, l.Key, v1, ok1, v2, ok2)
+				}
+			}
 		}
 	})
 }

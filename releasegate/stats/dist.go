@@ -5,7 +5,11 @@
 // every result is a deterministic function of the data.
 package stats
 
-import "math"
+import (
+	"math"
+
+	"gonum.org/v1/gonum/mathext"
+)
 
 // NormCDF is the standard normal distribution function.
 func NormCDF(z float64) float64 { return 0.5 * math.Erfc(-z/math.Sqrt2) }
@@ -21,17 +25,19 @@ func NormQuantile(p float64) float64 {
 	return math.Sqrt2 * math.Erfinv(2*p-1)
 }
 
-// lbeta is log B(a,b).
-func lbeta(a, b float64) float64 {
-	la, _ := math.Lgamma(a)
-	lb, _ := math.Lgamma(b)
-	lab, _ := math.Lgamma(a + b)
-	return la + lb - lab
-}
-
-// BetaInc is the regularized incomplete beta function I_x(a,b), by the
-// continued fraction (modified Lentz). Accurate for the huge a, b that
-// millions of spans produce because the front factor is taken in logs.
+// BetaInc is the regularized incomplete beta function I_x(a,b): gonum's
+// mathext.RegIncBeta (Cephes' incbet), clamped to 0 and 1 outside (0,1).
+//
+// It replaced a continued fraction of our own after agreeing with it to 1e-9
+// (relative to the smaller tail) for every binomial up to 1M trials: every
+// calibration rate and every printed figure stayed the same (only the 15th
+// and 16th digits of the JSON moved). Known limit, measured: from about 2.5M
+// trials on, gonum drifts near the centre of the distribution
+// (P(Bin(5e6, 0.5) <= 2.5e6) = 0.500094, true 0.500178: its continued
+// fraction stops after 300 terms, and about sqrt(n) are needed there). The
+// gate only compares binomial tails (at most alpha, 5%) with a tail level,
+// where it still agrees to 1e-6 at 5M trials (TestBinomCDFLargeN), so no rank
+// or interval changes; Harrell-Davis weights stop at 50,000 spans (hdMaxN).
 func BetaInc(x, a, b float64) float64 {
 	switch {
 	case x <= 0:
@@ -39,55 +45,7 @@ func BetaInc(x, a, b float64) float64 {
 	case x >= 1:
 		return 1
 	}
-	front := math.Exp(a*math.Log(x) + b*math.Log1p(-x) - lbeta(a, b))
-	if x < (a+1)/(a+b+2) {
-		return front * betacf(x, a, b) / a
-	}
-	return 1 - front*betacf(1-x, b, a)/b
-}
-
-func betacf(x, a, b float64) float64 {
-	const tiny = 1e-300
-	const eps = 1e-15
-	qab, qap, qam := a+b, a+1, a-1
-	c, d := 1.0, 1-qab*x/qap
-	if math.Abs(d) < tiny {
-		d = tiny
-	}
-	d = 1 / d
-	h := d
-	// The fraction needs O(sqrt(max(a,b))) terms; allow plenty for 10M spans.
-	for m := 1; m <= 200000; m++ {
-		fm := float64(m)
-		m2 := 2 * fm
-		aa := fm * (b - fm) * x / ((qam + m2) * (a + m2))
-		d = 1 + aa*d
-		if math.Abs(d) < tiny {
-			d = tiny
-		}
-		c = 1 + aa/c
-		if math.Abs(c) < tiny {
-			c = tiny
-		}
-		d = 1 / d
-		h *= d * c
-		aa = -(a + fm) * (qab + fm) * x / ((a + m2) * (qap + m2))
-		d = 1 + aa*d
-		if math.Abs(d) < tiny {
-			d = tiny
-		}
-		c = 1 + aa/c
-		if math.Abs(c) < tiny {
-			c = tiny
-		}
-		d = 1 / d
-		del := d * c
-		h *= del
-		if math.Abs(del-1) < eps {
-			break
-		}
-	}
-	return h
+	return mathext.RegIncBeta(a, b, x)
 }
 
 // BinomCDF is P(Bin(n,p) <= k).

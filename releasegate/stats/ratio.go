@@ -145,17 +145,6 @@ func (r *Ratio) PValueAbove(bound float64) float64 {
 	return r.searchTail(func(t float64) bool { lo, _ := r.Interval(t); return lo > bound })
 }
 
-// PValueBelow is the one-sided p-value of H0: ratio >= bound.
-func (r *Ratio) PValueBelow(bound float64) float64 {
-	if !r.Valid() {
-		return 1
-	}
-	if !r.Edges {
-		return NormCDF((r.logRatio - math.Log(bound)) / r.seHi)
-	}
-	return r.searchTail(func(t float64) bool { _, hi := r.Interval(t); return hi < bound })
-}
-
 // searchTail finds the smallest tail at which ok holds; intervals shrink as
 // the tail grows, so ok is monotone in it.
 func (r *Ratio) searchTail(ok func(float64) bool) float64 {
@@ -219,11 +208,6 @@ type Proportions struct {
 	Delta      float64
 	P          float64
 	Lo, Hi     float64
-}
-
-// TwoProportion runs the test with Delta = 0.
-func TwoProportion(x1, n1, x2, n2 float64) Proportions {
-	return TwoProportionDelta(x1, n1, x2, n2, 0)
 }
 
 // TwoProportionDelta runs the test against an allowed rise delta. Empty sides

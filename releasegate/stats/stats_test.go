@@ -32,6 +32,46 @@ func TestBinomCDF(t *testing.T) {
 	}
 }
 
+// At millions of spans only the tails count: OrderStatRanks and the z of
+// each bound read BinomCDF where it is at most a few percent. There it must
+// match the summed probabilities (in logs; terms beyond 40 standard
+// deviations below k are zero in float64) to 1e-6.
+func TestBinomCDFLargeN(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		p    float64
+		tail float64
+	}{{5_000_000, 0.99, 0.05}, {5_000_000, 0.5, 0.05}, {5_000_000, 0.999, 0.01}, {2_500_000, 0.9, 0.025}} {
+		l, u := OrderStatRanks(c.n, c.p, c.tail)
+		sd := math.Sqrt(float64(c.n) * c.p * (1 - c.p))
+		from := max(0, int(float64(l)-40*sd))
+		for _, k := range []int{l - 1, l} {
+			got, want := BinomCDF(k, c.n, c.p), binomPMFRange(from, k, c.n, c.p)
+			if math.Abs(got-want) > 1e-6*want {
+				t.Errorf("n=%d p=%g: BinomCDF(%d) = %.10g, want %.10g", c.n, c.p, k, got, want)
+			}
+		}
+		for _, k := range []int{u - 2, u - 1} {
+			got, want := 1-BinomCDF(k, c.n, c.p), binomPMFRange(k+1, min(c.n, int(float64(u)+40*sd)), c.n, c.p)
+			if math.Abs(got-want) > 1e-6*want {
+				t.Errorf("n=%d p=%g: 1-BinomCDF(%d) = %.10g, want %.10g", c.n, c.p, k, got, want)
+			}
+		}
+	}
+}
+
+// binomPMFRange is P(from <= Bin(n,p) <= to), summed term by term.
+func binomPMFRange(from, to, n int, p float64) float64 {
+	lc, _ := math.Lgamma(float64(n + 1))
+	var s float64
+	for i := from; i <= to; i++ {
+		a, _ := math.Lgamma(float64(i + 1))
+		b, _ := math.Lgamma(float64(n - i + 1))
+		s += math.Exp(lc - a - b + float64(i)*math.Log(p) + float64(n-i)*math.Log1p(-p))
+	}
+	return s
+}
+
 func TestOrderStatRanks(t *testing.T) {
 	for _, c := range []struct {
 		n       int
@@ -173,15 +213,15 @@ func TestHistogramQuantile(t *testing.T) {
 	}
 }
 
-func TestTwoProportion(t *testing.T) {
-	r := TwoProportion(20, 1000, 40, 1000)
+func TestTwoProportionPooled(t *testing.T) {
+	r := TwoProportionDelta(20, 1000, 40, 1000, 0)
 	if math.Abs(r.P-0.004385) > 2e-5 {
 		t.Errorf("p = %v, want 0.00438 (z = 2.62)", r.P)
 	}
 	if r.Lo <= 0 || r.Hi <= r.Lo {
 		t.Errorf("interval [%v, %v]", r.Lo, r.Hi)
 	}
-	if r := TwoProportion(0, 0, 1, 10); r.P != 1 {
+	if r := TwoProportionDelta(0, 0, 1, 10, 0); r.P != 1 {
 		t.Errorf("empty side p = %v", r.P)
 	}
 }

@@ -7,9 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
@@ -17,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
+	"github.com/opsight/opsight/internal/cputime"
 	"github.com/opsight/opsight/internal/selftelemetry"
 )
 
@@ -73,7 +72,7 @@ func benchRead(b *testing.B, withStorage, compressed bool) {
 	b.ReportAllocs()
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
-	cpu0 := cpuTime()
+	cpu0, cpuOK := cputime.Process()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		rc, err := newReceiver(set, cfg, consumertest.NewNop(), selftelemetry.New())
@@ -101,7 +100,8 @@ func benchRead(b *testing.B, withStorage, compressed bool) {
 		}
 	}
 	b.StopTimer()
-	cpu := cpuTime() - cpu0
+	cpu1, _ := cputime.Process()
+	cpu := cpu1 - cpu0
 	runtime.ReadMemStats(&ms1)
 	lines := float64(b.N) * n
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/lines, "ns/line")
@@ -109,13 +109,7 @@ func benchRead(b *testing.B, withStorage, compressed bool) {
 	b.ReportMetric(lines/b.Elapsed().Seconds(), "lines/s")
 	// CPU time (user+system, all threads, GC included) per line: on a shared
 	// machine wall time also counts waiting for a core; this does not.
-	b.ReportMetric(float64(cpu.Nanoseconds())/lines, "cpu-ns/line")
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+	if cpuOK {
+		b.ReportMetric(float64(cpu.Nanoseconds())/lines, "cpu-ns/line")
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
