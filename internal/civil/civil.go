@@ -1,6 +1,8 @@
-// Package civil does the calendar arithmetic of opsight's allocation-free
-// timestamp parsers (CRI framing in the receiver, log fields in the
-// processor), where time.Parse would cost an allocation per line.
+// Package civil does the calendar arithmetic of the processor's timestamp
+// parsers for what the time package cannot read: zap's ISO 8601 variants
+// ("+0200", a space for 'T') and klog's header, which has no year. RFC 3339
+// goes to time.Parse: it allocates nothing and costs about 1.3 times the
+// hand-written parsers it replaced, some 10 ns more per line.
 package civil
 
 // DaysIn is the number of days of month (1-12) in year.

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/opsight/opsight/internal/conventions"
+	"github.com/opsight/opsight/internal/jsonscan"
 )
 
 // Added fields, in output order. Record fields first, then resource fields,
@@ -181,7 +182,7 @@ func appendRecord(buf []byte, body pcommon.Value, vals *[nFields]string) []byte 
 		return appendObject(buf, obj, vals)
 	}
 	buf = append(buf, `{"line":`...)
-	buf = appendJSONString(buf, raw)
+	buf = jsonscan.AppendString(buf, unsafeString(raw))
 	for i := 0; i < nFields; i++ {
 		if vals[i] != "" {
 			buf = append(buf, ',')
@@ -196,7 +197,7 @@ func appendRecord(buf []byte, body pcommon.Value, vals *[nFields]string) []byte 
 // compacted away so the output stays one line.
 func jsonObject(raw []byte) ([]byte, bool) {
 	obj := bytes.TrimSpace(raw)
-	if len(obj) < 2 || obj[0] != '{' || !utf8.Valid(obj) || !json.Valid(obj) {
+	if len(obj) < 2 || obj[0] != '{' || !utf8.Valid(obj) || jsonscan.Strict.Valid(unsafeString(obj)) != jsonscan.OK {
 		return nil, false
 	}
 	if bytes.ContainsAny(obj, "\r\n") {
@@ -256,7 +257,7 @@ func appendKV(buf []byte, prefix, name, v string) []byte {
 	buf = append(buf, prefix...)
 	buf = append(buf, name...) // field names need no escaping
 	buf = append(buf, '"', ':')
-	return appendJSONString(buf, unsafeBytes(v))
+	return jsonscan.AppendString(buf, v)
 }
 
 func isJSONSpace(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' }
@@ -265,11 +266,11 @@ func isJSONSpace(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r =
 // equal to v, or a non-string literal spelled as v (e.g. 42, true).
 func sameValue(raw []byte, v string) bool {
 	if len(raw) > 0 && raw[0] == '"' {
+		content := unsafeString(raw[1 : len(raw)-1])
 		if bytes.IndexByte(raw, '\\') < 0 {
-			return string(raw[1:len(raw)-1]) == v
+			return content == v
 		}
-		var s string
-		return json.Unmarshal(raw, &s) == nil && s == v
+		return jsonscan.Unescape(content) == v
 	}
 	return string(raw) == v
 }
@@ -277,138 +278,28 @@ func sameValue(raw []byte, v string) bool {
 // topLevelFields calls fn with each top-level key (unescaped) and raw value
 // of obj, which must be a valid JSON object (checked by the caller).
 func topLevelFields(obj []byte, fn func(key, val []byte)) {
-	i := 1
-	for {
-		i = skipSpace(obj, i)
-		if i >= len(obj) || obj[i] == '}' {
+	s := unsafeString(obj)
+	i, empty, err := jsonscan.ObjectStart(s, jsonscan.SkipWS(s, 0))
+	for more := !empty; err == jsonscan.OK && more; {
+		var key string
+		var esc bool
+		if key, esc, i, err = jsonscan.Strict.Key(s, i); err != jsonscan.OK {
 			return
 		}
-		kEnd := stringEnd(obj, i)
-		key := obj[i+1 : kEnd-1]
-		if bytes.IndexByte(key, '\\') >= 0 {
-			var k string
-			if json.Unmarshal(obj[i:kEnd], &k) == nil {
-				key = []byte(k)
-			}
+		if esc {
+			key = jsonscan.Unescape(key)
 		}
-		i = skipSpace(obj, kEnd)
-		i = skipSpace(obj, i+1) // the colon
-		vEnd := valueEnd(obj, i)
-		fn(key, obj[i:vEnd])
-		i = skipSpace(obj, vEnd)
-		if i < len(obj) && obj[i] == ',' {
-			i++
+		start := i
+		if i, err = jsonscan.Strict.SkipValue(s, i, 1); err != jsonscan.OK {
+			return
 		}
+		fn(unsafeBytes(key), obj[start:i])
+		i, more, err = jsonscan.MemberEnd(s, i)
 	}
 }
 
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// stringEnd returns the index just past the string starting at b[i] == '"'.
-func stringEnd(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return len(b)
-}
-
-// valueEnd returns the index just past the value starting at b[i].
-func valueEnd(b []byte, i int) int {
-	if i >= len(b) {
-		return i
-	}
-	switch b[i] {
-	case '"':
-		return stringEnd(b, i)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				j = stringEnd(b, j) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return len(b)
-	default:
-		j := i
-		for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
-			j++
-		}
-		return j
-	}
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString writes s as a JSON string the way encoding/json does:
-// each byte that is not valid UTF-8 becomes U+FFFD, control characters
-// (NUL included) are escaped, and U+2028/U+2029 are escaped.
-func appendJSONString(buf, s []byte) []byte {
-	buf = append(buf, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			buf = append(buf, s[start:i]...)
-			switch c {
-			case '"':
-				buf = append(buf, '\\', '"')
-			case '\\':
-				buf = append(buf, '\\', '\\')
-			case '\n':
-				buf = append(buf, '\\', 'n')
-			case '\r':
-				buf = append(buf, '\\', 'r')
-			case '\t':
-				buf = append(buf, '\\', 't')
-			default:
-				buf = append(buf, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			buf = append(buf, s[start:i]...)
-			buf = append(buf, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			buf = append(buf, s[start:i]...)
-			buf = append(buf, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	buf = append(buf, s[start:]...)
-	return append(buf, '"')
-}
-
-// unsafeBytes views a string's bytes without copying; callers only read.
+// unsafeBytes and unsafeString view the same bytes as the other type
+// without copying; callers only read.
 func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

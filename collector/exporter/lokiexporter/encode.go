@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/opsight/opsight/internal/conventions"
+	"github.com/opsight/opsight/internal/jsonscan"
 )
 
 // unknownService is the label Loki itself gives a stream with no service
@@ -397,36 +398,9 @@ func writeJSONPairs(b *bytes.Buffer, pairs push.LabelsAdapter) {
 	b.WriteByte('}')
 }
 
-const hexDigits = "0123456789abcdef"
-
-// writeJSONString writes s (valid UTF-8 by now) as a JSON string.
+// writeJSONString writes s as a JSON string, as encoding/json would
+// (SetEscapeHTML(false)): lines and labels are valid UTF-8 by now, and would
+// be made so anyway.
 func writeJSONString(b *bytes.Buffer, s string) {
-	b.WriteByte('"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b.WriteString(s[start:i])
-		switch c {
-		case '"':
-			b.WriteString(`\"`)
-		case '\\':
-			b.WriteString(`\\`)
-		case '\n':
-			b.WriteString(`\n`)
-		case '\r':
-			b.WriteString(`\r`)
-		case '\t':
-			b.WriteString(`\t`)
-		default:
-			b.WriteString(`\u00`)
-			b.WriteByte(hexDigits[c>>4])
-			b.WriteByte(hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	b.WriteString(s[start:])
-	b.WriteByte('"')
+	b.Write(jsonscan.AppendString(b.AvailableBuffer(), s))
 }

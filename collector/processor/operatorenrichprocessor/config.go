@@ -3,8 +3,10 @@ package operatorenrichprocessor
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/opsight/opsight/internal/configenum"
 	"github.com/opsight/opsight/internal/conventions"
 	"github.com/opsight/opsight/internal/riskpatterns"
 )
@@ -45,8 +47,23 @@ type RiskConfig struct {
 // needle, ASCII case-insensitively.
 type PatternConfig struct {
 	ID       string   `mapstructure:"id"`
-	Severity string   `mapstructure:"severity"` // critical, warning (default), info
+	Severity Severity `mapstructure:"severity"` // critical, warning (default), info
 	Needles  []string `mapstructure:"needles"`
+}
+
+// Severity is the value of a user pattern's severity key: critical, warning
+// or info; empty means warning.
+type Severity string
+
+var severities = []Severity{"", Severity(riskpatterns.Critical), Severity(riskpatterns.Warning), Severity(riskpatterns.Info)}
+
+// UnmarshalText rejects an unknown severity while the configuration loads.
+func (s *Severity) UnmarshalText(text []byte) error {
+	if len(text) == 0 {
+		*s = ""
+		return nil
+	}
+	return configenum.Unmarshal(s, text, severities[1:]...)
 }
 
 // CorrelationConfig is the late join of log lines to spans.
@@ -122,9 +139,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%s.id: %q is already used (by a default pattern or an earlier one): choose another id, or set risk.disable_defaults", key, p.ID)
 		}
 		seen[p.ID] = true
-		switch riskpatterns.Severity(p.Severity) {
-		case "", riskpatterns.Critical, riskpatterns.Warning, riskpatterns.Info:
-		default:
+		if !slices.Contains(severities, p.Severity) {
 			return fmt.Errorf("%s.severity: %q must be critical, warning or info", key, p.Severity)
 		}
 		if len(p.Needles) == 0 {

@@ -2,11 +2,11 @@ package operatorenrichprocessor
 
 import (
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/opsight/opsight/internal/componentcheck"
 	"github.com/opsight/opsight/internal/configtest"
 )
 
@@ -20,8 +20,8 @@ func TestLoadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(def, createDefaultConfig()) {
-		t.Errorf("bare section: %+v, want the defaults", def)
+	if diff := componentcheck.ConfigDiff(createDefaultConfig(), def); diff != "" {
+		t.Errorf("bare section differs from the defaults:\n%s", diff)
 	}
 	want := &Config{
 		Revision: "v1.4.2", RevisionFile: "/etc/podinfo/revision", ServiceName: "my-operator",
@@ -40,8 +40,8 @@ func TestLoadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(full, want) {
-		t.Errorf("full:\n got %+v\nwant %+v", full, want)
+	if diff := componentcheck.ConfigDiff(want, full); diff != "" {
+		t.Errorf("full:\n%s", diff)
 	}
 	if ps := full.patterns(); len(ps) != len(createDefaultConfig().patterns())+2 || ps[len(ps)-1].Severity != "warning" {
 		t.Errorf("effective patterns: %d, last severity %q", len(ps), ps[len(ps)-1].Severity)
@@ -64,7 +64,7 @@ func TestBadConfigs(t *testing.T) {
 	tests := map[string]string{ // file → what the error must name
 		"bad_pattern_id.yaml":           "risk.patterns[0].id",
 		"bad_pattern_duplicate.yaml":    "risk.patterns[0].id",
-		"bad_pattern_severity.yaml":     "risk.patterns[0].severity",
+		"bad_pattern_severity.yaml":     `'risk.patterns[0].severity' "high" is not one of critical, warning, info`,
 		"bad_pattern_needles.yaml":      "risk.patterns[0].needles",
 		"bad_pattern_empty_needle.yaml": "risk.patterns[0].needles[1]",
 		"bad_disable_defaults.yaml":     "risk.disable_defaults",

@@ -16,14 +16,37 @@ func parseTimestamp(v string, kind valueKind) (int64, bool) {
 		return 0, false
 	}
 	if kind == kindString && len(v) >= 19 && v[4] == '-' {
-		return parseRFC3339(v)
+		if rfc3339Shape(v) {
+			// time.Parse allocates nothing and costs some 10 ns more than
+			// a hand-written parser (BenchmarkParseTimestamp).
+			if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+				return t.UnixNano(), true
+			}
+		}
+		return parseISO8601(v)
 	}
 	return parseEpoch(v)
 }
 
-// parseRFC3339 is a hand-written parser (time.Parse costs several times
-// more): YYYY-MM-DD[T ]hh:mm:ss[.frac][Z|±hh:mm|±hhmm|±hh]; no zone = UTC.
-func parseRFC3339(v string) (int64, bool) {
+// rfc3339Shape: "YYYY-MM-DDThh:mm:ss[.frac]" and "Z" or "±hh:mm" up to
+// ±23:59, the form left to time.Parse. The guard matters: time.Parse also
+// takes one-digit hours and offsets up to ±24:60, which RFC 3339 does not.
+func rfc3339Shape(v string) bool {
+	n := len(v)
+	if n < 20 || v[7] != '-' || v[10] != 'T' || v[13] != ':' || v[16] != ':' {
+		return false
+	}
+	if v[n-1] == 'Z' {
+		return true
+	}
+	return n >= 25 && (v[n-6] == '+' || v[n-6] == '-') && v[n-3] == ':' && v[n-5:n-3] <= "23" && v[n-2:] <= "59"
+}
+
+// parseISO8601 reads what time.Parse(time.RFC3339Nano) does not: zap's
+// ISO 8601 ("+0200", also "+02"), a space or 't' for the 'T', a comma before
+// the fraction, a lowercase 'z', no zone (UTC) and a leap second (:60):
+// YYYY-MM-DD[Tt ]hh:mm:ss[(.|,)frac][Z|z|±hh:mm|±hhmm|±hh].
+func parseISO8601(v string) (int64, bool) {
 	if len(v) < 19 || v[4] != '-' || v[7] != '-' || v[13] != ':' || v[16] != ':' {
 		return 0, false
 	}
