@@ -3,7 +3,7 @@ package alerts
 import (
 	"fmt"
 
-	"github.com/opsight/opsight/dashboards"
+	"github.com/opsight/opsight/internal/conventions"
 )
 
 // Thresholds of the operator health alerts.
@@ -24,14 +24,14 @@ const (
 
 func healthGroups() []Group {
 	golden := func(name, summary, desc string, labels ...string) map[string]string {
-		return annotations(summary, desc, runbookURL(RunbookHealth, alertAnchor(name)), dashboardURL(dashboards.UIDGolden, labels...))
+		return annotations(summary, desc, runbookURL(RunbookHealth, alertAnchor(name)), dashboardURL(conventions.DashboardGoldenSignals, labels...))
 	}
-	wq := dashboards.MetricWorkqueueQueueDur
-	le := dashboards.MetricLeaderElection
+	wq := conventions.MetricWorkqueueQueueDur
+	le := conventions.MetricLeaderElection
 	rules := []Rule{
 		{
 			Alert:  "OperatorWorkqueueDepthHigh",
-			Expr:   fmt.Sprintf("sum by (%s) (%s) > %d", qBy, dashboards.MetricWorkqueueDepth, WorkqueueDepthMax),
+			Expr:   fmt.Sprintf("sum by (%s) (%s) > %d", qBy, conventions.MetricWorkqueueDepth, WorkqueueDepthMax),
 			For:    "15m",
 			Labels: map[string]string{"severity": "warning"},
 			Annotations: golden("OperatorWorkqueueDepthHigh",
@@ -42,7 +42,7 @@ func healthGroups() []Group {
 		{
 			Alert: "OperatorWorkqueueDepthGrowing",
 			Expr: fmt.Sprintf("sum by (%[1]s) (deriv(%[2]s[30m])) > 0\nand\nsum by (%[1]s) (%[2]s) > %[3]d",
-				qBy, dashboards.MetricWorkqueueDepth, WorkqueueDepthGrowing),
+				qBy, conventions.MetricWorkqueueDepth, WorkqueueDepthGrowing),
 			For:    "30m",
 			Labels: map[string]string{"severity": "warning"},
 			Annotations: golden("OperatorWorkqueueDepthGrowing",

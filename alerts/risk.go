@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/opsight/opsight/dashboards"
 	c "github.com/opsight/opsight/internal/conventions"
 	"github.com/opsight/opsight/internal/riskpatterns"
 )
@@ -70,7 +69,7 @@ func riskGroups() []Group {
 				fmt.Sprintf("%s {{ $value }} log lines of {{ $labels.pod }} matched risk pattern %s within %s (alert on %s). Read them on the dashboard's log panel with risk=%s.",
 					p.Summary, p.ID, t.Window, what, p.ID),
 				runbookURL(RunbookRisk, p.RunbookAnchor()),
-				dashboardURL(dashboards.UIDGolden, "cluster", "namespace")+"&var-risk="+p.ID,
+				dashboardURL(c.DashboardGoldenSignals, "cluster", "namespace")+"&var-risk="+p.ID,
 			),
 		})
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/opsight/opsight/dashboards"
+	"github.com/opsight/opsight/internal/conventions"
 	"github.com/opsight/opsight/internal/riskpatterns"
 )
 
@@ -75,7 +75,7 @@ func TestEveryRunbookURLHasItsAnchor(t *testing.T) {
 }
 
 func TestAlertsCarryLabelsAndLinks(t *testing.T) {
-	uids := []string{dashboards.UIDGolden, dashboards.UIDRelease, dashboards.UIDSidecar}
+	uids := []string{conventions.DashboardGoldenSignals, conventions.DashboardReleaseComparison, conventions.DashboardSidecarHealth}
 	for _, r := range Alerts() {
 		switch r.Labels["severity"] {
 		case "critical", "warning", "info":

@@ -3,7 +3,6 @@ package alerts
 import (
 	"fmt"
 
-	"github.com/opsight/opsight/dashboards"
 	c "github.com/opsight/opsight/internal/conventions"
 )
 
@@ -19,7 +18,7 @@ const pBy = "cluster, namespace, pod"
 
 func sidecarGroups() []Group {
 	ann := func(name, summary, desc string, labels ...string) map[string]string {
-		return annotations(summary, desc, runbookURL(RunbookSidecar, alertAnchor(name)), dashboardURL(dashboards.UIDSidecar, labels...))
+		return annotations(summary, desc, runbookURL(RunbookSidecar, alertAnchor(name)), dashboardURL(c.DashboardSidecarHealth, labels...))
 	}
 	// quiet: pods that sent the metric within the history window but whose
 	// counter did not move for the quiet window (rate 0 or the series gone).

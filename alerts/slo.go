@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/opsight/opsight/dashboards"
 	c "github.com/opsight/opsight/internal/conventions"
 )
 
@@ -14,7 +13,7 @@ const (
 	LatencyObjective = 0.99 // 99 % of reconciles finish within LatencyThreshold
 	// LatencyThreshold is a classic bucket bound of the span-duration histogram
 	// (selftelemetry.SpanDurationBuckets), in seconds, as written in "le".
-	LatencyThreshold = dashboards.ReconcileLatencySLOLabel
+	LatencyThreshold = c.ReconcileLatencySLOSeconds
 )
 
 // BurnWindow is one multi-window multi-burn-rate condition (Google SRE
@@ -67,13 +66,13 @@ const (
 
 func errorRatioExpr(w string) string {
 	return fmt.Sprintf("sum by (%s) (rate(%s[%s]))\n/\nsum by (%s) (rate(%s[%s]))",
-		errBy, dashboards.MetricReconcileErrors, w, errBy, dashboards.MetricReconcileTotal, w)
+		errBy, c.MetricReconcileErrors, w, errBy, c.MetricReconcileTotal, w)
 }
 
 // latencyRatioExpr is the share of reconcile spans slower than the threshold:
 // from classic buckets, or from the native histogram when only that is kept.
 func latencyRatioExpr(w string) string {
-	s := dashboards.ReconcileSpanMatcher
+	s := `span_name=~"` + c.ReconcileSpanNameRegex + `"`
 	return fmt.Sprintf(`1 - (
   sum by (%[1]s) (rate(%[2]s_bucket{%[3]s, le="%[4]s"}[%[5]s]))
   /
@@ -102,7 +101,7 @@ func burnAlert(name, record string, budget float64, w BurnWindow, what, runbook 
 			fmt.Sprintf("Over the last %s and %s, %s. At this rate the 30-day budget of %.0f %% is gone in %s.",
 				w.Long, w.Short, whatDetail(what), budget*100, budgetLeft(w.Factor)),
 			runbookURL(RunbookSLO, alertAnchor(name)),
-			dashboardURL(dashboards.UIDGolden, dashLabels...),
+			dashboardURL(c.DashboardGoldenSignals, dashLabels...),
 		),
 	}
 }

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-
-	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 )
 
 var htmlUnescaper = strings.NewReplacer(`\u0026`, "&", `\u003c`, "<", `\u003e`, ">")
@@ -19,8 +17,8 @@ type File struct {
 }
 
 // builders lists every dashboard, in output order.
-func builders() []*dashboard.DashboardBuilder {
-	return []*dashboard.DashboardBuilder{goldenSignals(), releaseComparison(), sidecarHealth()}
+func builders() []*dashboardBuilder {
+	return []*dashboardBuilder{goldenSignals(), releaseComparison(), sidecarHealth()}
 }
 
 // All builds every dashboard. The output is deterministic so the committed

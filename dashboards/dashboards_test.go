@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opsight/opsight/internal/conventions"
 	"github.com/opsight/opsight/internal/riskpatterns"
 )
 
@@ -228,7 +229,7 @@ func TestDataSourcesOnlyThroughVariables(t *testing.T) {
 }
 
 func TestGoldenSignalsDashboard(t *testing.T) {
-	d := loadDashboards(t)[UIDGolden]
+	d := loadDashboards(t)[conventions.DashboardGoldenSignals]
 	vars := map[string]string{}
 	for _, v := range d.Templating.List {
 		vars[v.Name] = v.Type
@@ -285,7 +286,7 @@ func TestGoldenSignalsDashboard(t *testing.T) {
 	// Every risk id of the catalogue is selectable.
 	files, _ := All()
 	for _, f := range files {
-		if f.UID != UIDGolden {
+		if f.UID != conventions.DashboardGoldenSignals {
 			continue
 		}
 		for _, p := range riskpatterns.Default {
@@ -302,7 +303,7 @@ func TestGoldenSignalsDashboard(t *testing.T) {
 }
 
 func TestReleaseComparisonDrawsGateThreshold(t *testing.T) {
-	d := loadDashboards(t)[UIDRelease]
+	d := loadDashboards(t)[conventions.DashboardReleaseComparison]
 	found := 0
 	for _, p := range d.Panels {
 		if !strings.Contains(p.Title, "candidate change") {
@@ -321,7 +322,7 @@ func TestReleaseComparisonDrawsGateThreshold(t *testing.T) {
 }
 
 func TestSidecarDroppedIsRedAboveZero(t *testing.T) {
-	d := loadDashboards(t)[UIDSidecar]
+	d := loadDashboards(t)[conventions.DashboardSidecarHealth]
 	found := false
 	for _, p := range d.Panels {
 		if len(p.Targets) == 0 || !strings.Contains(p.Targets[0].Expr, "opsight_export_dropped_total") {
@@ -335,5 +336,25 @@ func TestSidecarDroppedIsRedAboveZero(t *testing.T) {
 	}
 	if !found {
 		t.Error("no panel shows opsight_export_dropped_total")
+	}
+}
+
+// TestDashboardsMatchConventions: the dashboards generated are exactly the
+// ones internal/conventions (and so docs/conventions.md) lists, with the
+// same titles; alert annotations link to these UIDs.
+func TestDashboardsMatchConventions(t *testing.T) {
+	got := loadDashboards(t)
+	if len(got) != len(conventions.Dashboards) {
+		t.Errorf("%d dashboards generated, conventions.Dashboards lists %d", len(got), len(conventions.Dashboards))
+	}
+	for _, want := range conventions.Dashboards {
+		d, ok := got[want.UID]
+		if !ok {
+			t.Errorf("no dashboard with uid %q", want.UID)
+			continue
+		}
+		if d.Title != want.Title {
+			t.Errorf("dashboard %s: title %q, conventions.Dashboards says %q", want.UID, d.Title, want.Title)
+		}
 	}
 }

@@ -7,37 +7,6 @@ import (
 	"github.com/opsight/opsight/internal/conventions"
 )
 
-// Dashboard UIDs. Alert annotations (dashboard_url) and cross-dashboard links
-// use them, so they are part of the contract: never change one silently.
-const (
-	UIDGolden  = "opsight-golden-signals"
-	UIDRelease = "opsight-release-comparison"
-	UIDSidecar = "opsight-sidecar-health"
-)
-
-// Operator metrics (controller-runtime / client-go, CONVENTIONS.md). They are
-// not opsight's, so internal/conventions does not name them; they are named
-// once here for the dashboards and the alert rules.
-const (
-	MetricReconcileTotal     = "controller_runtime_reconcile_total"
-	MetricReconcileErrors    = "controller_runtime_reconcile_errors_total"
-	MetricReconcileTime      = "controller_runtime_reconcile_time_seconds"
-	MetricActiveWorkers      = "controller_runtime_active_workers"
-	MetricMaxWorkers         = "controller_runtime_max_concurrent_reconciles"
-	MetricWorkqueueDepth     = "workqueue_depth"
-	MetricWorkqueueQueueDur  = "workqueue_queue_duration_seconds"
-	MetricWorkqueueWorkDur   = "workqueue_work_duration_seconds"
-	MetricWorkqueueRetries   = "workqueue_retries_total"
-	MetricRESTRequests       = "rest_client_requests_total"
-	MetricRESTDuration       = "rest_client_request_duration_seconds" // opt-in in client-go: always behind a fallback
-	MetricLeaderElection     = "leader_election_master_status"
-	MetricContainerCPU       = "container_cpu_usage_seconds_total"  // cAdvisor; absent outside Kubernetes
-	MetricContainerMemory    = "container_memory_working_set_bytes" // cAdvisor; absent outside Kubernetes
-	MetricProcessCPU         = "process_cpu_seconds_total"          // fallback for MetricContainerCPU
-	MetricProcessResident    = "process_resident_memory_bytes"      // fallback for MetricContainerMemory
-	ReconcileLatencySLOLabel = "0.5"                                // classic bucket bound (seconds) of the latency SLO
-)
-
 // Label values the span-metrics producer writes. They are matched
 // case-insensitively and loosely because the OTel spanmetrics connector
 // writes STATUS_CODE_ERROR / SPAN_KIND_CLIENT while other producers write
@@ -48,7 +17,7 @@ const (
 	// ReconcileSpanMatcher selects the spans that stand for one reconcile.
 	// controller-runtime tracing and opsight's instrument helper name them
 	// "Reconcile" / "reconcile <controller>".
-	ReconcileSpanMatcher = `span_name=~"(?i).*reconcile.*"`
+	ReconcileSpanMatcher = `span_name=~"` + conventions.ReconcileSpanNameRegex + `"`
 )
 
 // Template variable names. Every query refers to them, never to a literal

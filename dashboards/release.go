@@ -9,13 +9,13 @@ import (
 	c "github.com/opsight/opsight/internal/conventions"
 )
 
-func releaseComparison() *dashboard.DashboardBuilder {
+func releaseComparison() *dashboardBuilder {
 	base := sel(scope, re(c.LabelRevision, VarBaseline))
 	cand := sel(scope, re(c.LabelRevision, VarCandidate))
 	zero := 0.0
 	gate := []step{{GateThreshold, "red"}}
 
-	b := newDashboard("Operator release comparison", UIDRelease, "Baseline against candidate revision of the operator, per span name: the same comparisons the release gate makes, with its +15 % threshold drawn.", []string{"opsight", "operator", "release"}, "1m", "now-6h").
+	b := newDashboard("Operator release comparison", c.DashboardReleaseComparison, "Baseline against candidate revision of the operator, per span name: the same comparisons the release gate makes, with its +15 % threshold drawn.", []string{"opsight", "operator", "release"}, "1m", "now-6h").
 		Variables(append(append([]cog.Builder[dashboard.VariableModel]{
 			dsVar(VarPrometheus, "Prometheus", "prometheus"),
 		}, scopeVars(c.MetricSpanCalls)...),

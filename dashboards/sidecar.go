@@ -9,9 +9,9 @@ import (
 	c "github.com/opsight/opsight/internal/conventions"
 )
 
-func sidecarHealth() *dashboard.DashboardBuilder {
+func sidecarHealth() *dashboardBuilder {
 	zero := 0.0
-	b := newDashboard("opsight sidecar health", UIDSidecar, "The opsight sidecar's own metrics: what it read, what it could not parse, how far behind the files it is, what it exported and whether it lost anything.", []string{"opsight", "sidecar"}, "30s", "now-1h").
+	b := newDashboard("opsight sidecar health", c.DashboardSidecarHealth, "The opsight sidecar's own metrics: what it read, what it could not parse, how far behind the files it is, what it exported and whether it lost anything.", []string{"opsight", "sidecar"}, "30s", "now-1h").
 		Variables(append(append([]cog.Builder[dashboard.VariableModel]{
 			dsVar(VarPrometheus, "Prometheus", "prometheus"),
 		}, scopeVars(c.MetricTailRotations)...),

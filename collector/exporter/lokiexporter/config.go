@@ -17,14 +17,25 @@ import (
 	"go.opentelemetry.io/collector/config/configretry"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 
+	"github.com/opsight/opsight/internal/configenum"
 	"github.com/opsight/opsight/internal/conventions"
 )
 
+// Encoding is the value of the encoding key: the push body's format.
+type Encoding string
+
 // Encodings of the push body.
 const (
-	EncodingProtobuf = "protobuf" // snappy-compressed push.PushRequest (what Promtail/Alloy send)
-	EncodingJSON     = "json"     // the documented JSON body, optionally gzip-compressed
+	EncodingProtobuf Encoding = "protobuf" // snappy-compressed push.PushRequest (what Promtail/Alloy send)
+	EncodingJSON     Encoding = "json"     // the documented JSON body, optionally gzip-compressed
 )
+
+var encodings = []Encoding{EncodingProtobuf, EncodingJSON}
+
+// UnmarshalText rejects an unknown encoding while the configuration loads.
+func (e *Encoding) UnmarshalText(text []byte) error {
+	return configenum.Unmarshal(e, text, encodings...)
+}
 
 // Config is the loki exporter's configuration.
 type Config struct {
@@ -35,7 +46,7 @@ type Config struct {
 	RetryConfig  configretry.BackOffConfig                                `mapstructure:"retry_on_failure"`
 
 	// Encoding is protobuf (default) or json.
-	Encoding string `mapstructure:"encoding"`
+	Encoding Encoding `mapstructure:"encoding"`
 	// TenantID is sent as X-Scope-OrgID (multi-tenant Loki); empty sends none.
 	TenantID string `mapstructure:"tenant_id"`
 	// BasicAuth and BearerToken are shortcuts for the common cases that do not
@@ -90,7 +101,7 @@ func (cfg *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("compression: %q is not supported by Loki's JSON push; use gzip or none", c))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("encoding: %q is not supported; use %q or %q", cfg.Encoding, EncodingProtobuf, EncodingJSON))
+		errs = append(errs, configenum.Check("encoding", cfg.Encoding, encodings...))
 	}
 
 	nAuth := 0

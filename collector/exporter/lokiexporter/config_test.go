@@ -8,7 +8,9 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configcompression"
+	"go.opentelemetry.io/collector/config/configoptional"
 
+	"github.com/opsight/opsight/internal/componentcheck"
 	"github.com/opsight/opsight/internal/configtest"
 )
 
@@ -51,37 +53,37 @@ func TestLoadConfig(t *testing.T) {
 		t.Errorf("default dead_letter %+v", def.DeadLetter)
 	}
 
+	want := createDefaultConfig().(*Config)
+	want.ClientConfig.Endpoint = "http://localhost:3100/loki/api/v1/push"
+	if diff := componentcheck.ConfigDiff(want, def); diff != "" {
+		t.Errorf("loki: only the endpoint should differ from the defaults:\n%s", diff)
+	}
+
 	full, err := loadConfig(t, "config.yaml", "loki/full")
 	if err != nil {
 		t.Fatalf("full config rejected: %v", err)
 	}
-	if full.Encoding != EncodingJSON || full.ClientConfig.Compression != configcompression.TypeGzip ||
-		full.TenantID != "team-a" || full.ClientConfig.Timeout != 10*time.Second {
-		t.Errorf("full: %+v", full)
-	}
-	if ba := full.BasicAuth.Get(); ba == nil || ba.Username != "opsight" || string(ba.Password) != "s3cret" {
-		t.Errorf("basic_auth: %+v", ba)
-	}
-	if full.Labels.Extra["deployment"] != "k8s.deployment.name" || len(full.Labels.Extra) != 2 {
-		t.Errorf("labels.extra: %v", full.Labels.Extra)
-	}
-	fq := full.QueueConfig.Get()
-	if fq.StorageID == nil || *fq.StorageID != component.MustNewID("file_storage") || fq.QueueSize != 5000 {
-		t.Errorf("sending_queue: %+v", fq)
-	}
-	if full.RetryConfig.InitialInterval != 2*time.Second || full.RetryConfig.MaxElapsedTime != 0 {
-		t.Errorf("retry_on_failure: %+v", full.RetryConfig)
-	}
-	wantFull := LimitsConfig{
+	want = createDefaultConfig().(*Config)
+	want.ClientConfig.Endpoint = "https://loki.example.com/loki/api/v1/push"
+	want.ClientConfig.Compression = configcompression.TypeGzip
+	want.ClientConfig.Timeout = 10 * time.Second
+	want.ClientConfig.Headers.Set("X-Custom", "value")
+	want.Encoding = EncodingJSON
+	want.TenantID = "team-a"
+	want.BasicAuth = configoptional.Some(BasicAuthConfig{Username: "opsight", Password: "s3cret"})
+	want.Labels.Extra = map[string]string{"deployment": "k8s.deployment.name", "node_pool": "k8s.node_pool.name"}
+	storage := component.MustNewID("file_storage")
+	wq := want.QueueConfig.Get()
+	wq.StorageID, wq.QueueSize, wq.NumConsumers = &storage, 5000, 1
+	want.RetryConfig.InitialInterval, want.RetryConfig.MaxInterval, want.RetryConfig.MaxElapsedTime = 2*time.Second, 20*time.Second, 0
+	want.Limits = LimitsConfig{
 		MaxLineSize: 131072, RejectOldSamplesMaxAge: 72 * time.Hour, CreationGracePeriod: 5 * time.Minute,
 		OutOfOrderWindow: 30 * time.Minute, MaxLabelNamesPerSeries: 15, MaxLabelNameLength: 512, MaxLabelValueLength: 1024,
 		MaxStructuredMetadataSize: 32768, MaxStructuredMetadataEntriesCount: 64,
 	}
-	if full.Limits != wantFull {
-		t.Errorf("limits %+v\nwant %+v", full.Limits, wantFull)
-	}
-	if full.DeadLetter != (DeadLetterConfig{Directory: "/var/lib/opsight/dead-letter", MaxBytes: 104857600}) {
-		t.Errorf("dead_letter %+v", full.DeadLetter)
+	want.DeadLetter = DeadLetterConfig{Directory: "/var/lib/opsight/dead-letter", MaxBytes: 104857600}
+	if diff := componentcheck.ConfigDiff(want, full); diff != "" {
+		t.Errorf("loki/full:\n%s", diff)
 	}
 }
 
@@ -110,7 +112,7 @@ func TestBadConfigs(t *testing.T) {
 	}{
 		{"bad_no_endpoint.yaml", []string{"endpoint: required"}},
 		{"bad_endpoint_not_url.yaml", []string{"endpoint:", "not an http(s) URL"}},
-		{"bad_encoding.yaml", []string{"encoding:", "avro"}},
+		{"bad_encoding.yaml", []string{`'encoding' "avro" is not one of protobuf, json`}},
 		{"bad_compression_protobuf.yaml", []string{"compression:", "json only"}},
 		{"bad_compression_json.yaml", []string{"compression:", "zstd"}},
 		{"bad_two_auth.yaml", []string{"at most one way to authenticate"}},
@@ -147,5 +149,18 @@ func TestBadConfigs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestValidateNamesEncoding: a configuration built in code (UnmarshalText
+// never ran) with an unknown encoding is still refused, naming the key and
+// the allowed values.
+func TestValidateNamesEncoding(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.ClientConfig.Endpoint = "http://loki:3100/loki/api/v1/push"
+	cfg.Encoding = "avro"
+	want := `encoding: "avro" is not one of protobuf, json`
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Validate() = %v, want it to contain %q", err, want)
 	}
 }

@@ -1,10 +1,10 @@
 package redmetricsexporter
 
 import (
-	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/opsight/opsight/internal/componentcheck"
 	"github.com/opsight/opsight/internal/configtest"
 )
 
@@ -15,12 +15,11 @@ func loadConfig(t *testing.T, file, id string) (*Config, error) {
 
 func TestConfig(t *testing.T) {
 	tests := []struct {
-		id       string
-		size     int
-		excluded []string
+		id   string
+		want *Config
 	}{
-		{"redmetrics", DefaultDimensionsCacheSize, nil},
-		{"redmetrics/tuned", 500, []string{"SPAN_KIND_INTERNAL", "SPAN_KIND_CLIENT"}},
+		{"redmetrics", &Config{DimensionsCacheSize: DefaultDimensionsCacheSize}},
+		{"redmetrics/tuned", &Config{DimensionsCacheSize: 500, ExcludeSpanKinds: []SpanKindName{"SPAN_KIND_INTERNAL", "SPAN_KIND_CLIENT"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
@@ -28,8 +27,8 @@ func TestConfig(t *testing.T) {
 			if err != nil {
 				t.Fatalf("valid config rejected: %v", err)
 			}
-			if cfg.DimensionsCacheSize != tt.size || !reflect.DeepEqual(cfg.ExcludeSpanKinds, tt.excluded) {
-				t.Errorf("got %d %v, want %d %v", cfg.DimensionsCacheSize, cfg.ExcludeSpanKinds, tt.size, tt.excluded)
+			if diff := componentcheck.ConfigDiff(tt.want, cfg); diff != "" {
+				t.Errorf("config differs:\n%s", diff)
 			}
 		})
 	}
@@ -38,7 +37,7 @@ func TestConfig(t *testing.T) {
 func TestBadConfigs(t *testing.T) {
 	tests := []struct{ file, wantErr string }{
 		{"bad_cache_size.yaml", "dimensions_cache_size must be > 0"},
-		{"bad_span_kind.yaml", `exclude_span_kinds: unknown span kind "INTERNAL"`},
+		{"bad_span_kind.yaml", `'exclude_span_kinds[0]' unknown span kind "INTERNAL": use one of SPAN_KIND_UNSPECIFIED`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -47,5 +46,15 @@ func TestBadConfigs(t *testing.T) {
 				t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestValidateNamesSpanKind: a configuration built in code (UnmarshalText
+// never ran) with an unknown span kind is still refused.
+func TestValidateNamesSpanKind(t *testing.T) {
+	cfg := &Config{DimensionsCacheSize: 1, ExcludeSpanKinds: []SpanKindName{"INTERNAL"}}
+	want := `exclude_span_kinds: unknown span kind "INTERNAL"`
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Validate() = %v, want it to contain %q", err, want)
 	}
 }

@@ -90,7 +90,7 @@ func newRecorder(cfg *Config, m *selftelemetry.Metrics, logger *zap.Logger) *rec
 		overflow: make(map[string]series),
 	}
 	for _, k := range cfg.ExcludeSpanKinds {
-		if kind, ok := spanKindByName[k]; ok && int(kind) < len(r.excluded) {
+		if kind, ok := spanKindByName[string(k)]; ok && int(kind) < len(r.excluded) {
 			r.excluded[kind] = true
 		}
 	}

@@ -108,7 +108,7 @@ func key(l map[string]string) string {
 
 func TestRecordsLabelsCountsAndDurations(t *testing.T) {
 	m := selftelemetry.New()
-	exp := newTestExporter(t, m, func(c *Config) { c.ExcludeSpanKinds = []string{"SPAN_KIND_INTERNAL"} })
+	exp := newTestExporter(t, m, func(c *Config) { c.ExcludeSpanKinds = []SpanKindName{"SPAN_KIND_INTERNAL"} })
 	t1, s1 := ids(1)
 	t2, s2 := ids(2)
 	t3, s3 := ids(3)

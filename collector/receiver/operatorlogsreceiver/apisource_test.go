@@ -260,7 +260,7 @@ func TestAPIResumesExactlyAfterTornStreamsAndRestarts(t *testing.T) {
 		t.Run(longLines, func(t *testing.T) {
 			fx := newAPIFixture(t)
 			fx.cfg.MaxLineSize = 1024
-			fx.cfg.LongLines = longLines
+			fx.cfg.LongLines = LongLines(longLines)
 			fx.cfg.MaxBatchLines = 7 // batches end inside long lines
 			storageID := component.MustNewID("file_storage")
 			fx.cfg.Storage = &storageID

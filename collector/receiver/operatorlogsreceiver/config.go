@@ -8,36 +8,70 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+
+	"github.com/opsight/opsight/internal/configenum"
 )
 
-// Values of the format key.
+// Source is the value of the source key: where the log lines come from.
+type Source string
+
+// Format is the value of the format key: how a file's lines are framed.
+type Format string
+
+// StartAt is the value of start_at: where a file found on the very first
+// start is read from.
+type StartAt string
+
+// LongLines is the value of long_lines: what happens to a line longer than
+// max_line_size.
+type LongLines string
+
+// The values of each key. They are untyped constants so the reader's resolved
+// per-file format (a string: auto resolves to cri, docker or json) compares
+// with them too.
 const (
+	SourceFile = "file"
+	SourceAPI  = "api"
+
 	FormatAuto   = "auto"
 	FormatCRI    = "cri"
 	FormatDocker = "docker"
 	FormatJSON   = "json"
-)
 
-// Values of source.
-const (
-	SourceFile = "file"
-	SourceAPI  = "api"
-)
-
-// Values of start_at and long_lines.
-const (
 	StartAtBeginning = "beginning"
 	StartAtEnd       = "end"
-	LongLinesSplit   = "split"
-	LongLinesTrunc   = "truncate"
+
+	LongLinesSplit = "split"
+	LongLinesTrunc = "truncate"
 )
+
+var (
+	sources   = []Source{SourceFile, SourceAPI}
+	formats   = []Format{FormatAuto, FormatCRI, FormatDocker, FormatJSON}
+	startAts  = []StartAt{StartAtBeginning, StartAtEnd}
+	longLines = []LongLines{LongLinesSplit, LongLinesTrunc}
+)
+
+// UnmarshalText rejects a value other than file or api while loading.
+func (s *Source) UnmarshalText(text []byte) error { return configenum.Unmarshal(s, text, sources...) }
+
+// UnmarshalText rejects an unknown format while loading.
+func (f *Format) UnmarshalText(text []byte) error { return configenum.Unmarshal(f, text, formats...) }
+
+// UnmarshalText rejects a value other than beginning or end while loading.
+func (s *StartAt) UnmarshalText(text []byte) error { return configenum.Unmarshal(s, text, startAts...) }
+
+// UnmarshalText rejects a value other than split or truncate while loading.
+func (l *LongLines) UnmarshalText(text []byte) error {
+	return configenum.Unmarshal(l, text, longLines...)
+}
 
 // Config is the operatorlogs receiver's configuration. See README.md for
 // every key and its default.
 type Config struct {
 	// Source is file (tail Include) or api (stream the container's log
 	// through the Kubernetes API, see APIConfig).
-	Source string `mapstructure:"source"`
+	Source Source `mapstructure:"source"`
 	// API configures source api.
 	API APIConfig `mapstructure:"api"`
 	// Include lists filepath.Match globs of files to tail (required with
@@ -47,17 +81,17 @@ type Config struct {
 	Exclude []string `mapstructure:"exclude"`
 	// Format is auto, cri, docker or json; auto decides per file from its
 	// first line.
-	Format string `mapstructure:"format"`
+	Format Format `mapstructure:"format"`
 	// StartAt applies only to files found on the very first start (no
 	// checkpoint exists yet): beginning (default) or end.
-	StartAt string `mapstructure:"start_at"`
+	StartAt StartAt `mapstructure:"start_at"`
 	// PollInterval is how often files are listed and read.
 	PollInterval time.Duration `mapstructure:"poll_interval"`
 	// MaxLineSize bounds one record's Body, in bytes.
 	MaxLineSize int `mapstructure:"max_line_size"`
 	// LongLines says what happens to a longer line: split (every byte is
 	// shipped, in pieces) or truncate (the rest is dropped).
-	LongLines string `mapstructure:"long_lines"`
+	LongLines LongLines `mapstructure:"long_lines"`
 	// ForceFlushPeriod is how long an unterminated last line or a logical
 	// line whose end (CRI F, docker's last piece) has not come waits for
 	// more bytes before it is shipped as it is; 0 waits forever.
@@ -118,7 +152,7 @@ func (c *Config) Validate() error {
 	case SourceAPI:
 		errs = append(errs, c.API.validate()...)
 	default:
-		errs = append(errs, fmt.Errorf("source: %q is not one of file, api", c.Source))
+		errs = append(errs, configenum.Check("source", c.Source, sources...))
 	}
 	for key, globs := range map[string][]string{"include": c.Include, "exclude": c.Exclude} {
 		for _, g := range globs {
@@ -129,16 +163,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	switch c.Format {
-	case FormatAuto, FormatCRI, FormatDocker, FormatJSON:
-	default:
-		errs = append(errs, fmt.Errorf("format: %q is not one of auto, cri, docker, json", c.Format))
-	}
-	switch c.StartAt {
-	case StartAtBeginning, StartAtEnd:
-	default:
-		errs = append(errs, fmt.Errorf("start_at: %q is not one of beginning, end", c.StartAt))
-	}
+	errs = append(errs, configenum.Check("format", c.Format, formats...), configenum.Check("start_at", c.StartAt, startAts...))
 	if c.PollInterval < minPollInterval {
 		errs = append(errs, fmt.Errorf("poll_interval: %v is below the minimum %v", c.PollInterval, minPollInterval))
 	}
@@ -148,11 +173,7 @@ func (c *Config) Validate() error {
 	if c.ForceFlushPeriod < 0 {
 		errs = append(errs, fmt.Errorf("force_flush_period: %v is negative; use 0 to never ship a line before its end", c.ForceFlushPeriod))
 	}
-	switch c.LongLines {
-	case LongLinesSplit, LongLinesTrunc:
-	default:
-		errs = append(errs, fmt.Errorf("long_lines: %q is not one of split, truncate", c.LongLines))
-	}
+	errs = append(errs, configenum.Check("long_lines", c.LongLines, longLines...))
 	if c.FingerprintSize < minFingerprintSize || c.FingerprintSize > maxFingerprintSize {
 		errs = append(errs, fmt.Errorf("fingerprint_size: %d is outside [%d, %d] bytes", c.FingerprintSize, minFingerprintSize, maxFingerprintSize))
 	}

@@ -7,6 +7,7 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 
+	"github.com/opsight/opsight/internal/componentcheck"
 	"github.com/opsight/opsight/internal/configtest"
 )
 
@@ -16,66 +17,67 @@ func loadConfig(t *testing.T, file, id string) (*Config, error) {
 }
 
 func TestLoadConfig(t *testing.T) {
-	def, err := loadConfig(t, "config.yaml", "operatorlogs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := createDefaultConfig().(*Config)
-	want.Include = []string{"/var/log/pods/*/*/*.log"}
-	if def.Source != SourceFile || def.API.TokenFile != DefaultTokenFile {
-		t.Errorf("source defaults: %q %+v", def.Source, def.API)
-	}
-	if !equalConfig(def, want) {
-		t.Errorf("defaults: got %+v, want %+v", def, want)
-	}
-	if def.StartAt != StartAtBeginning || def.PollInterval != 200*time.Millisecond || def.MaxLineSize != 262144 ||
-		def.LongLines != LongLinesSplit || def.ForceFlushPeriod != time.Second || def.FingerprintSize != 1024 || def.Format != FormatAuto || !def.IncludeFilePath || def.Storage != nil {
-		t.Errorf("unexpected defaults: %+v", def)
-	}
-
-	custom, err := loadConfig(t, "config.yaml", "operatorlogs/custom")
-	if err != nil {
-		t.Fatal(err)
-	}
 	storageID := component.MustNewIDWithName("file_storage", "checkpoints")
-	want = &Config{
-		Source: SourceFile, API: APIConfig{TokenFile: DefaultTokenFile, CAFile: DefaultCAFile},
-		Include: []string{"/var/log/pods/ns_op-*/manager/*.log"}, Exclude: []string{"/var/log/pods/*/istio-proxy/*.log"},
-		Format: FormatCRI, StartAt: StartAtEnd, PollInterval: 50 * time.Millisecond, MaxLineSize: 65536,
-		LongLines: LongLinesTrunc, ForceFlushPeriod: 3 * time.Second, FingerprintSize: 2048, MaxBatchLines: 500, MaxBatchBytes: 524288,
-		Storage: &storageID, IncludeFilePath: false,
+	tests := []struct {
+		id   string
+		want func() *Config
+	}{
+		{"operatorlogs", func() *Config {
+			c := createDefaultConfig().(*Config)
+			c.Include = []string{"/var/log/pods/*/*/*.log"}
+			return c
+		}},
+		{"operatorlogs/custom", func() *Config {
+			return &Config{
+				Source: SourceFile, API: APIConfig{TokenFile: DefaultTokenFile, CAFile: DefaultCAFile},
+				Include: []string{"/var/log/pods/ns_op-*/manager/*.log"}, Exclude: []string{"/var/log/pods/*/istio-proxy/*.log"},
+				Format: FormatCRI, StartAt: StartAtEnd, PollInterval: 50 * time.Millisecond, MaxLineSize: 65536,
+				LongLines: LongLinesTrunc, ForceFlushPeriod: 3 * time.Second, FingerprintSize: 2048, MaxBatchLines: 500, MaxBatchBytes: 524288,
+				Storage: &storageID, IncludeFilePath: false,
+			}
+		}},
+		{"operatorlogs/api", func() *Config {
+			c := createDefaultConfig().(*Config)
+			c.Source, c.Storage = SourceAPI, &storageID
+			c.API = APIConfig{Endpoint: "https://10.96.0.1:443", Namespace: "widget-system", Pod: "widget-controller-7d9f",
+				Container: "manager", TokenFile: DefaultTokenFile, CAFile: DefaultCAFile}
+			return c
+		}},
 	}
-	if !equalConfig(custom, want) {
-		t.Errorf("custom: got %+v, want %+v", custom, want)
-	}
-
-	api, err := loadConfig(t, "config.yaml", "operatorlogs/api")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want = createDefaultConfig().(*Config)
-	want.Source, want.Storage = SourceAPI, &storageID
-	want.API = APIConfig{Endpoint: "https://10.96.0.1:443", Namespace: "widget-system", Pod: "widget-controller-7d9f",
-		Container: "manager", TokenFile: DefaultTokenFile, CAFile: DefaultCAFile}
-	if !equalConfig(api, want) {
-		t.Errorf("api: got %+v, want %+v", api, want)
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			got, err := loadConfig(t, "config.yaml", tt.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := componentcheck.ConfigDiff(tt.want(), got); diff != "" {
+				t.Errorf("config differs from the expected one:\n%s", diff)
+			}
+		})
 	}
 }
 
-func equalConfig(a, b *Config) bool {
-	eqs := func(x, y []string) bool { return strings.Join(x, "\x00") == strings.Join(y, "\x00") }
-	return a.Source == b.Source && a.API == b.API && eqs(a.Include, b.Include) && eqs(a.Exclude, b.Exclude) && a.Format == b.Format && a.StartAt == b.StartAt &&
-		a.PollInterval == b.PollInterval && a.MaxLineSize == b.MaxLineSize && a.LongLines == b.LongLines && a.ForceFlushPeriod == b.ForceFlushPeriod &&
-		a.FingerprintSize == b.FingerprintSize && a.MaxBatchLines == b.MaxBatchLines && a.MaxBatchBytes == b.MaxBatchBytes &&
-		((a.Storage == nil) == (b.Storage == nil)) && (a.Storage == nil || *a.Storage == *b.Storage) && a.IncludeFilePath == b.IncludeFilePath
+// TestDefaults pins the documented defaults (README.md), which TestLoadConfig
+// takes from createDefaultConfig.
+func TestDefaults(t *testing.T) {
+	want := &Config{
+		Source: SourceFile, API: APIConfig{TokenFile: DefaultTokenFile, CAFile: DefaultCAFile},
+		Format: FormatAuto, StartAt: StartAtBeginning, PollInterval: 200 * time.Millisecond, MaxLineSize: 262144,
+		LongLines: LongLinesSplit, ForceFlushPeriod: time.Second, FingerprintSize: 1024,
+		MaxBatchLines: createDefaultConfig().(*Config).MaxBatchLines, MaxBatchBytes: createDefaultConfig().(*Config).MaxBatchBytes,
+		IncludeFilePath: true,
+	}
+	if diff := componentcheck.ConfigDiff(want, createDefaultConfig()); diff != "" {
+		t.Errorf("defaults differ from the documented ones:\n%s", diff)
+	}
 }
 
 func TestBadConfigs(t *testing.T) {
 	tests := []struct{ file, key string }{
 		{"bad_no_include.yaml", "include:"},
-		{"bad_format.yaml", "format:"},
-		{"bad_start_at.yaml", "start_at:"},
-		{"bad_long_lines.yaml", "long_lines:"},
+		{"bad_format.yaml", `'format' "syslog" is not one of auto, cri, docker, json`},
+		{"bad_start_at.yaml", `'start_at' "middle" is not one of beginning, end`},
+		{"bad_long_lines.yaml", `'long_lines' "drop" is not one of split, truncate`},
 		{"bad_max_line_size.yaml", "max_line_size:"},
 		{"bad_poll_interval.yaml", "poll_interval:"},
 		{"bad_force_flush_period.yaml", "force_flush_period:"},
@@ -84,7 +86,7 @@ func TestBadConfigs(t *testing.T) {
 		{"bad_exclude_glob.yaml", "exclude: bad glob"},
 		{"bad_max_batch_lines.yaml", "max_batch_lines:"},
 		{"bad_max_batch_bytes.yaml", "max_batch_bytes:"},
-		{"bad_source.yaml", "source:"},
+		{"bad_source.yaml", `'source' "journald" is not one of file, api`},
 		{"bad_api_no_pod.yaml", "api.pod:"},
 		{"bad_api_no_pod.yaml", "api.container:"},
 		{"bad_api_endpoint.yaml", "api.endpoint:"},
@@ -97,6 +99,32 @@ func TestBadConfigs(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.key) {
 				t.Errorf("error %q does not name %q", err, tt.key)
+			}
+		})
+	}
+}
+
+// TestValidateNamesEnumKeys: a configuration built in code (not loaded, so
+// UnmarshalText never ran) with a bad value is still refused by Validate,
+// naming the key and the allowed values.
+func TestValidateNamesEnumKeys(t *testing.T) {
+	tests := []struct {
+		edit func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Source = "journald" }, `source: "journald" is not one of file, api`},
+		{func(c *Config) { c.Format = "syslog" }, `format: "syslog" is not one of auto, cri, docker, json`},
+		{func(c *Config) { c.StartAt = "middle" }, `start_at: "middle" is not one of beginning, end`},
+		{func(c *Config) { c.LongLines = "drop" }, `long_lines: "drop" is not one of split, truncate`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			cfg := createDefaultConfig().(*Config)
+			cfg.Include = []string{"/var/log/pods/*/*/*.log"}
+			tt.edit(cfg)
+			err := cfg.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Validate() = %v, want it to contain %q", err, tt.want)
 			}
 		})
 	}

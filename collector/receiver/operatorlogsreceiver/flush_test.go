@@ -57,7 +57,7 @@ func TestForceFlush(t *testing.T) {
 				glob := filepath.Join(dir, "*.log")
 				client := newMemClient()
 				sink := new(consumertest.LogsSink)
-				edit := func(c *Config) { c.Format = tt.format }
+				edit := func(c *Config) { c.Format = Format(tt.format) }
 				rc, _ := instance(t, glob, client, sink, edit)
 				restart := func(step int) {
 					if step == kill {

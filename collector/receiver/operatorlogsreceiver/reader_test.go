@@ -75,7 +75,7 @@ func feed(t *testing.T, cfg *Config, lines []string, finish bool) []rec {
 func testConfig(format string) *Config {
 	cfg := createDefaultConfig().(*Config)
 	cfg.Include = []string{"/nonexistent/*.log"}
-	cfg.Format = format
+	cfg.Format = Format(format)
 	return cfg
 }
 
@@ -224,7 +224,7 @@ func TestLongLinesSplitAtRuneBoundary(t *testing.T) {
 			t.Run(tt.name+"/"+mode, func(t *testing.T) {
 				cfg := testConfig(FormatJSON)
 				cfg.MaxLineSize = limit
-				cfg.LongLines = mode
+				cfg.LongLines = LongLines(mode)
 				got := feed(t, cfg, []string{tt.line}, false)
 				want := tt.wantLens
 				if mode == LongLinesTrunc {

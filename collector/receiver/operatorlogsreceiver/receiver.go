@@ -109,7 +109,7 @@ type operatorLogsReceiver struct {
 
 func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs, m *selftelemetry.Metrics) (*operatorLogsReceiver, error) {
 	obs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
-		ReceiverID: set.ID, Transport: cfg.Source, ReceiverCreateSettings: set,
+		ReceiverID: set.ID, Transport: string(cfg.Source), ReceiverCreateSettings: set,
 	})
 	if err != nil {
 		return nil, err
@@ -606,7 +606,7 @@ func (rc *operatorLogsReceiver) openGzip(p string, fi os.FileInfo) *reader {
 func (rc *operatorLogsReceiver) newReader(f *os.File, fi os.FileInfo, p string, fp []byte) *reader {
 	r := &reader{rc: rc, f: f, info: fi, fp: fp, buf: make([]byte, rc.smallBuf()), rotated: !liveName(p), lastData: time.Now()}
 	if rc.cfg.Format != FormatAuto {
-		r.format = rc.cfg.Format
+		r.format = string(rc.cfg.Format)
 	}
 	r.setPath(p)
 	return r

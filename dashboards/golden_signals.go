@@ -14,7 +14,7 @@ import (
 
 var quantiles = []struct{ q, name string }{{"0.5", "p50"}, {"0.95", "p95"}, {"0.99", "p99"}}
 
-var toDrilldown = []link{{"Release comparison", UIDRelease}, {"Sidecar health", UIDSidecar}}
+var toDrilldown = []link{{"Release comparison", c.DashboardReleaseComparison}, {"Sidecar health", c.DashboardSidecarHealth}}
 
 // riskID returns a catalogue id, failing the build (panic at generate time)
 // when the catalogue no longer has it: a renamed id must be renamed here too.
@@ -36,29 +36,29 @@ func LogsQuery() string {
 
 // TracesQuery is the TraceQL of the drill-down trace table.
 func TracesQuery() string {
-	secs, err := strconv.ParseFloat(ReconcileLatencySLOLabel, 64)
+	secs, err := strconv.ParseFloat(c.ReconcileLatencySLOSeconds, 64)
 	if err != nil {
-		panic("ReconcileLatencySLOLabel is not a number: " + ReconcileLatencySLOLabel)
+		panic("conventions.ReconcileLatencySLOSeconds is not a number: " + c.ReconcileLatencySLOSeconds)
 	}
-	return fmt.Sprintf(`{ resource.k8s.namespace.name =~ "$%s" && resource.service.version =~ "$%s" && name =~ "(?i).*reconcile.*" && (duration > %s || status = error) }`,
-		VarNamespace, VarRevision, time.Duration(secs*float64(time.Second)))
+	return fmt.Sprintf(`{ resource.k8s.namespace.name =~ "$%s" && resource.service.version =~ "$%s" && name =~ "%s" && (duration > %s || status = error) }`,
+		VarNamespace, VarRevision, c.ReconcileSpanNameRegex, time.Duration(secs*float64(time.Second)))
 }
 
-func goldenSignals() *dashboard.DashboardBuilder {
+func goldenSignals() *dashboardBuilder {
 	var spanLat, crLat []query
 	for _, q := range quantiles {
 		spanLat = append(spanLat, query{quantile(q.q, c.MetricSpanDuration, recSpan, "span_name"), "{{span_name}} " + q.name, true})
-		crLat = append(crLat, query{quantile(q.q, MetricReconcileTime, opSel, "controller"), "{{controller}} " + q.name, true})
+		crLat = append(crLat, query{quantile(q.q, c.MetricReconcileTime, opSel, "controller"), "{{controller}} " + q.name, true})
 	}
 	zero := 0.0
 
-	b := newDashboard("Operator golden signals", UIDGolden, "Latency, traffic, errors and saturation of a Kubernetes operator, from controller-runtime metrics, span-derived metrics and the opsight sidecar; drill down to traces (exemplars) and logs.", []string{"opsight", "operator"}, "30s", "now-1h").
+	b := newDashboard("Operator golden signals", c.DashboardGoldenSignals, "Latency, traffic, errors and saturation of a Kubernetes operator, from controller-runtime metrics, span-derived metrics and the opsight sidecar; drill down to traces (exemplars) and logs.", []string{"opsight", "operator"}, "30s", "now-1h").
 		Variables(append(append([]cog.Builder[dashboard.VariableModel]{
 			dsVar(VarPrometheus, "Prometheus", "prometheus"),
 			dsVar(VarLoki, "Loki", "loki"),
 			dsVar(VarTempo, "Tempo", "tempo"),
-		}, scopeVars(MetricReconcileTotal)...),
-			labelVar(VarController, "controller", MetricReconcileTotal+"{"+scope+"}", "Controller (controller-runtime's controller label, also on its workqueue metrics).", true),
+		}, scopeVars(c.MetricReconcileTotal)...),
+			labelVar(VarController, "controller", c.MetricReconcileTotal+"{"+scope+"}", "Controller (controller-runtime's controller label, also on its workqueue metrics).", true),
 			labelVar(VarRevision, "revision", MetricSpanCallsSelector(), "Operator revision (image tag); filters span-derived, sidecar and log data.", true),
 			riskVar(),
 		))
@@ -80,8 +80,8 @@ func goldenSignals() *dashboard.DashboardBuilder {
 			desc:  "How long an event waited in the workqueue before a worker picked it up (workqueue_queue_duration_seconds). Growing values mean workers cannot keep up with watch events.",
 			unit:  "s", min: &zero, base: "green", steps: []step{{1, "orange"}, {10, "red"}}, thresholdLine: true,
 			queries: []query{
-				{quantile("0.5", MetricWorkqueueQueueDur, queueSel, "controller"), "{{controller}} p50", false},
-				{quantile("0.99", MetricWorkqueueQueueDur, queueSel, "controller"), "{{controller}} p99", false},
+				{quantile("0.5", c.MetricWorkqueueQueueDur, queueSel, "controller"), "{{controller}} p50", false},
+				{quantile("0.99", c.MetricWorkqueueQueueDur, queueSel, "controller"), "{{controller}} p99", false},
 			},
 		})).
 		WithPanel(timeSeries(panel{
@@ -90,7 +90,7 @@ func goldenSignals() *dashboard.DashboardBuilder {
 			unit:  "s", min: &zero, base: "green", steps: []step{{0.5, "orange"}, {2, "red"}},
 			queries: []query{{
 				fmt.Sprintf(`histogram_quantile(0.99, sum by (verb, le) (rate(%s_bucket{%s}[$__rate_interval]))) or histogram_quantile(0.99, sum by (span_name, le) (rate(%s_bucket{%s, %s}[$__rate_interval])))`,
-					MetricRESTDuration, scope, c.MetricSpanDuration, spanSel, SpanClientMatcher),
+					c.MetricRESTDuration, scope, c.MetricSpanDuration, spanSel, SpanClientMatcher),
 				"{{verb}}{{span_name}} p99", true,
 			}},
 		}))
@@ -100,12 +100,12 @@ func goldenSignals() *dashboard.DashboardBuilder {
 		WithPanel(timeSeries(panel{
 			title: "Reconciles per second", desc: "controller_runtime_reconcile_total rate by controller and result (success, error, requeue, requeue_after).",
 			unit: "ops", stacked: true, base: "green", min: &zero, w: 8,
-			queries: []query{{rate(MetricReconcileTotal, opSel, "controller, result"), "{{controller}} {{result}}", false}},
+			queries: []query{{rate(c.MetricReconcileTotal, opSel, "controller, result"), "{{controller}} {{result}}", false}},
 		})).
 		WithPanel(timeSeries(panel{
 			title: "API requests per second", desc: "client-go requests to the API server (rest_client_requests_total) by method and status code.",
 			unit: "reqps", stacked: true, base: "green", min: &zero, w: 8,
-			queries: []query{{rate(MetricRESTRequests, scope, "method, code"), "{{method}} {{code}}", false}},
+			queries: []query{{rate(c.MetricRESTRequests, scope, "method, code"), "{{method}} {{code}}", false}},
 		})).
 		WithPanel(timeSeries(panel{
 			title: "Spans and log lines per second", desc: "Spans received per span name (traces_span_metrics_calls_total) and log lines read per level (opsight_log_records_total): a drop to zero means telemetry stopped.",
@@ -121,18 +121,18 @@ func goldenSignals() *dashboard.DashboardBuilder {
 		WithPanel(timeSeries(panel{
 			title: "Reconcile error ratio", desc: "Share of reconciles that returned an error (controller_runtime_reconcile_errors_total / controller_runtime_reconcile_total). The dashed line is the 1 % error budget of the SLO alerts.",
 			unit: "percentunit", base: "green", steps: []step{{0.01, "red"}}, thresholdLine: true, min: &zero, w: 8,
-			queries: []query{{fmt.Sprintf("%s / %s", rate(MetricReconcileErrors, opSel, "controller"), rate(MetricReconcileTotal, opSel, "controller")), "{{controller}}", false}},
+			queries: []query{{fmt.Sprintf("%s / %s", rate(c.MetricReconcileErrors, opSel, "controller"), rate(c.MetricReconcileTotal, opSel, "controller")), "{{controller}}", false}},
 			links:   toDrilldown,
 		})).
 		WithPanel(timeSeries(panel{
 			title: "Reconcile errors per second", desc: "Reconciles that returned an error, per controller (controller_runtime_reconcile_errors_total); each is retried with backoff.",
 			unit: "ops", base: "green", steps: []step{{0.1, "orange"}, {1, "red"}}, min: &zero, w: 8,
-			queries: []query{{rate(MetricReconcileErrors, opSel, "controller"), "{{controller}}", false}},
+			queries: []query{{rate(c.MetricReconcileErrors, opSel, "controller"), "{{controller}}", false}},
 		})).
 		WithPanel(timeSeries(panel{
 			title: "API errors per second (4xx, 5xx, 429)", desc: "client-go requests answered with 4xx or 5xx, by code; 429 means the API server's priority and fairness rejected the operator.",
 			unit: "reqps", base: "green", steps: []step{{0.1, "orange"}, {1, "red"}}, min: &zero, w: 8,
-			queries: []query{{rate(MetricRESTRequests, sel(scope, `code=~"4..|5.."`), "code, method"), "{{code}} {{method}}", false}},
+			queries: []query{{rate(c.MetricRESTRequests, sel(scope, `code=~"4..|5.."`), "code, method"), "{{code}} {{method}}", false}},
 		})).
 		WithPanel(timeSeries(panel{
 			title: "Risk patterns in logs", desc: "Log lines per risk pattern (opsight_log_risk_total), counted by the sidecar. Each id has a runbook section in docs/runbooks/risk-patterns.md; use the logs panel below with the risk filter to read them.",
@@ -147,7 +147,7 @@ func goldenSignals() *dashboard.DashboardBuilder {
 		WithPanel(timeSeries(panel{
 			title: "Workqueue retries per second", desc: "Items re-queued with rate-limited backoff (workqueue_retries_total), usually after a reconcile error.",
 			unit: "ops", base: "green", steps: []step{{1, "orange"}, {10, "red"}}, min: &zero, w: 8,
-			queries: []query{{rate(MetricWorkqueueRetries, queueSel, "controller"), "{{controller}}", false}},
+			queries: []query{{rate(c.MetricWorkqueueRetries, queueSel, "controller"), "{{controller}}", false}},
 		}))
 
 	// Saturation.
@@ -155,14 +155,14 @@ func goldenSignals() *dashboard.DashboardBuilder {
 		WithPanel(timeSeries(panel{
 			title: "Workqueue depth", desc: "Items waiting in each controller's workqueue (workqueue_depth). A depth that only grows means reconciles are slower than events arrive.",
 			unit: "short", base: "green", steps: []step{{50, "orange"}, {100, "red"}}, thresholdLine: true, min: &zero, w: 8,
-			queries: []query{{fmt.Sprintf("sum by (controller) (%s{%s})", MetricWorkqueueDepth, queueSel), "{{controller}}", false}},
+			queries: []query{{fmt.Sprintf("sum by (controller) (%s{%s})", c.MetricWorkqueueDepth, queueSel), "{{controller}}", false}},
 		})).
 		WithPanel(timeSeries(panel{
 			title: "Active vs max workers", desc: "Reconcile workers busy (controller_runtime_active_workers) against MaxConcurrentReconciles (controller_runtime_max_concurrent_reconciles). Active at max means the controller is saturated.",
 			unit: "short", base: "green", min: &zero, w: 8,
 			queries: []query{
-				{fmt.Sprintf("sum by (controller) (%s{%s})", MetricActiveWorkers, opSel), "{{controller}} active", false},
-				{fmt.Sprintf("sum by (controller) (%s{%s})", MetricMaxWorkers, opSel), "{{controller}} max", false},
+				{fmt.Sprintf("sum by (controller) (%s{%s})", c.MetricActiveWorkers, opSel), "{{controller}} active", false},
+				{fmt.Sprintf("sum by (controller) (%s{%s})", c.MetricMaxWorkers, opSel), "{{controller}} max", false},
 			},
 		})).
 		WithPanel(timeSeries(panel{
@@ -174,13 +174,13 @@ func goldenSignals() *dashboard.DashboardBuilder {
 			title: "CPU of the operator pods", desc: "CPU cores used per container (cAdvisor container_cpu_usage_seconds_total); outside Kubernetes, the processes' own process_cpu_seconds_total.",
 			unit: "short", base: "green", steps: []step{{1, "orange"}, {2, "red"}}, min: &zero,
 			queries: []query{{fmt.Sprintf(`sum by (pod, container) (rate(%s{%s, container!="", container!="POD"}[$__rate_interval])) or sum by (pod, job) (rate(%s{%s}[$__rate_interval]))`,
-				MetricContainerCPU, scope, MetricProcessCPU, scope), "{{pod}} {{container}}{{job}}", false}},
+				c.MetricContainerCPU, scope, c.MetricProcessCPU, scope), "{{pod}} {{container}}{{job}}", false}},
 		})).
 		WithPanel(timeSeries(panel{
 			title: "Memory of the operator pods", desc: "Working set per container (cAdvisor container_memory_working_set_bytes), what the OOM killer compares with the limit; outside Kubernetes, process_resident_memory_bytes.",
 			unit: "bytes", base: "green", steps: []step{{512 << 20, "orange"}, {1 << 30, "red"}}, min: &zero,
 			queries: []query{{fmt.Sprintf(`sum by (pod, container) (%s{%s, container!="", container!="POD"}) or sum by (pod, job) (%s{%s})`,
-				MetricContainerMemory, scope, MetricProcessResident, scope), "{{pod}} {{container}}{{job}}", false}},
+				c.MetricContainerMemory, scope, c.MetricProcessResident, scope), "{{pod}} {{container}}{{job}}", false}},
 		}))
 
 	// Drill-down: logs of the selected controller, filtered by risk.
