@@ -17,7 +17,7 @@ demo:
 test: tools lint fuzz all-tests
 
 # Real third-party programs the tests drive, built from their tool modules.
-tools: $(BIN)/prometheus $(BIN)/promtool $(BIN)/helm $(BIN)/victoria-logs $(BIN)/jaeger $(BIN)/podlogs
+tools: $(BIN)/prometheus $(BIN)/promtool $(BIN)/helm $(BIN)/victoria-logs $(BIN)/jaeger $(BIN)/podlogs $(BIN)/staticcheck
 
 $(BIN)/prometheus:
 	cd tools/prometheus && $(GO) build -o $@ github.com/prometheus/prometheus/cmd/prometheus
@@ -31,13 +31,21 @@ $(BIN)/jaeger:
 	cd tools/jaeger && $(GO) build -o $@ github.com/jaegertracing/jaeger/cmd/jaeger
 $(BIN)/podlogs: $(wildcard tools/podlogs/*.go) tools/podlogs/go.mod
 	cd tools/podlogs && $(GO) build -o $@ .
+$(BIN)/staticcheck: tools/staticcheck/go.mod
+	cd tools/staticcheck && $(GO) build -o $@ honnef.co/go/tools/cmd/staticcheck
 
-lint:
+lint: $(BIN)/staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: the files above need gofmt -w'; exit 1; }
 	$(GO) vet ./...
 	cd instrument && $(GO) vet ./...
 	cd tools/podlogs && $(GO) vet ./...
 	cd tools/image && $(GO) vet ./...
+	$(BIN)/staticcheck ./...
+	cd instrument && $(BIN)/staticcheck ./...
+	cd tools/podlogs && $(BIN)/staticcheck ./...
+	cd tools/image && $(BIN)/staticcheck ./...
+	GOOS=windows GOARCH=amd64 $(GO) build ./releasegate/... ./internal/cputime/
+	GOOS=darwin GOARCH=arm64 $(GO) build ./releasegate/... ./internal/cputime/
 
 # The fast inner loop: everything but what -short leaves out (the e2e
 # package, which starts the real sidecar and servers).
@@ -65,7 +73,8 @@ bench:
 # Regenerate committed artefacts (dashboards, rules, runbooks, the chart's copies);
 # tests fail when the committed files drift from these generators.
 generate:
-	$(GO) generate ./dashboards ./alerts
+	$(GO) generate ./dashboards ./alerts ./internal/conventions
+	$(GO) test ./deploy/helm -run TestChartExamples -update-examples
 	$(GO) run ./deploy/helm/gen
 
 # operator-sidecar image index (linux/amd64+arm64) as an OCI layout in dist/oci,
@@ -83,7 +92,7 @@ build:
 bump:
 	cd tools/image && $(GO) run . bump $(if $(NEW),--version $(NEW)) $(if $(CHART),--chart-version $(CHART))
 
-actionlint:
+actionlint: $(BIN)/staticcheck
 	cd tools/image && $(GO) tool actionlint ../../.github/workflows/*.yml
 
 release-check:

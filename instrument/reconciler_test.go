@@ -81,7 +81,7 @@ func (f *fakeReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 func attrMap(kvs []attribute.KeyValue) map[string]string {
 	m := map[string]string{}
 	for _, kv := range kvs {
-		m[string(kv.Key)] = kv.Value.Emit()
+		m[string(kv.Key)] = kv.Value.String()
 	}
 	return m
 }

@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -388,38 +386,6 @@ func podLines(dir string) ([]string, error) {
 	}
 	return lines, nil
 }
-
-// promQuery runs an instant PromQL query and returns the first sample's value.
-func promQuery(ctx context.Context, base, q string) (float64, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/query?query="+url.QueryEscape(q), nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	var r struct {
-		Status string `json:"status"`
-		Data   struct {
-			Result []struct {
-				Value [2]any `json:"value"`
-			} `json:"result"`
-		} `json:"data"`
-		Error string `json:"error"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return 0, err
-	}
-	if r.Status != "success" {
-		return 0, fmt.Errorf("query %q: %s", q, r.Error)
-	}
-	if len(r.Data.Result) == 0 {
-		return 0, errNoSamples
-	}
-	s, _ := r.Data.Result[0].Value[1].(string)
-	return strconv.ParseFloat(s, 64)
-}
-
-var errNoSamples = errors.New("no samples")
 
 // waitOTLP waits until the sidecar's OTLP/HTTP receiver accepts requests: it
 // starts after the metrics endpoint the harness waits for.

@@ -157,6 +157,7 @@ func (s *server) authorize(user, ns, pod string) error {
 	if user != "system:anonymous" && ns == s.namespace {
 		return nil
 	}
+	//lint:ignore ST1005 the API server's own wording, which clients match
 	return apierrors.NewForbidden(corev1.Resource("pods"), pod, fmt.Errorf(
 		"User %q cannot get resource %q in API group %q in the namespace %q", user, "pods/log", "", ns))
 }
