@@ -101,6 +101,20 @@ const (
 	MetricSpanCalls    = "traces_span_metrics_calls_total"
 )
 
+// SpanKindNames are the span_kind label values, as the OTel spanmetrics
+// connector writes them (the protobuf enum names), indexed by the OTLP enum
+// value (ptrace.SpanKind).
+var SpanKindNames = []string{"SPAN_KIND_UNSPECIFIED", "SPAN_KIND_INTERNAL", "SPAN_KIND_SERVER", "SPAN_KIND_CLIENT", "SPAN_KIND_PRODUCER", "SPAN_KIND_CONSUMER"}
+
+// SpanKindName is the span_kind label value of an OTLP span kind; unknown
+// values are unspecified.
+func SpanKindName(kind int32) string {
+	if kind < 0 || int(kind) >= len(SpanKindNames) {
+		return SpanKindNames[0]
+	}
+	return SpanKindNames[kind]
+}
+
 // SpanMetricLabels are the labels of the span-derived metrics, in order.
 var SpanMetricLabels = []string{"service_name", "span_name", "span_kind", "status_code", "revision", "namespace", "cluster"}
 

@@ -1,22 +1,18 @@
 package source
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/opsight/opsight/internal/conventions"
+	"github.com/opsight/opsight/internal/jsonlines"
 )
 
 // SpanRecord is the part of a span the gate needs.
@@ -77,21 +73,7 @@ func ParseLine(line []byte, fn func(SpanRecord)) error {
 }
 
 // spanKindLabel spells a kind as the spanmetrics connector labels it.
-func spanKindLabel(k ptrace.SpanKind) string {
-	switch k {
-	case ptrace.SpanKindServer:
-		return "SPAN_KIND_SERVER"
-	case ptrace.SpanKindClient:
-		return "SPAN_KIND_CLIENT"
-	case ptrace.SpanKindInternal:
-		return "SPAN_KIND_INTERNAL"
-	case ptrace.SpanKindProducer:
-		return "SPAN_KIND_PRODUCER"
-	case ptrace.SpanKindConsumer:
-		return "SPAN_KIND_CONSUMER"
-	}
-	return "SPAN_KIND_UNSPECIFIED"
-}
+func spanKindLabel(k ptrace.SpanKind) string { return conventions.SpanKindName(int32(k)) }
 
 // OTLPFile reads OTLP JSON lines from files matching glob patterns.
 type OTLPFile struct {
@@ -244,92 +226,15 @@ func (o *OTLPFile) readFile(path string, fn func(SpanRecord)) error {
 	}
 	// Decoding JSON is the slow part: lines are decoded on every core, and
 	// the spans handed to fn from this goroutine only (fn need not lock).
-	type job struct {
-		no   int
-		line []byte
-	}
-	type done struct {
-		no    int
-		spans []SpanRecord
-		err   error
-	}
-	workers := runtime.GOMAXPROCS(0)
-	jobs := make(chan job, 2*workers)
-	results := make(chan done, 2*workers)
-	var wg sync.WaitGroup
-	for i := 0; i < workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				var spans []SpanRecord
-				err := ParseLine(j.line, func(s SpanRecord) { spans = append(spans, s) })
-				results <- done{j.no, spans, err}
-			}
-		}()
-	}
-	var readErr error
-	stop := make(chan struct{})
-	go func() {
-		defer close(jobs)
-		r := bufio.NewReaderSize(f, 1<<20)
-		for no := 1; ; no++ {
-			line, err := readLine(r, max)
-			if len(line) > 0 {
-				select {
-				case jobs <- job{no, line}:
-				case <-stop:
-					return
-				}
-			}
-			if errors.Is(err, io.EOF) {
-				return
-			}
-			if err != nil {
-				readErr = fmt.Errorf("%s:%d: %v", path, no, err)
-				return
-			}
+	return jsonlines.Each(f, path, max, func(line []byte) ([]SpanRecord, error) {
+		var spans []SpanRecord
+		if err := ParseLine(line, func(s SpanRecord) { spans = append(spans, s) }); err != nil {
+			return nil, fmt.Errorf("not an OTLP JSON trace export request (one per line expected): %v", err)
 		}
-	}()
-	go func() { wg.Wait(); close(results) }()
-	var firstErr error
-	firstNo := 0
-	for d := range results {
-		if d.err != nil {
-			if firstErr == nil || d.no < firstNo {
-				firstErr, firstNo = d.err, d.no
-				select {
-				case <-stop:
-				default:
-					close(stop)
-				}
-			}
-			continue
+		return spans, nil
+	}, func(_ int, spans []SpanRecord) {
+		for _, s := range spans {
+			fn(s)
 		}
-		if firstErr == nil {
-			for _, s := range d.spans {
-				fn(s)
-			}
-		}
-	}
-	if firstErr != nil {
-		return fmt.Errorf("%s:%d: not an OTLP JSON trace export request (one per line expected): %v", path, firstNo, firstErr)
-	}
-	return readErr
-}
-
-// readLine returns one line without its newline, however long, up to max.
-func readLine(r *bufio.Reader, max int) ([]byte, error) {
-	var buf []byte
-	for {
-		chunk, err := r.ReadSlice('\n')
-		buf = append(buf, chunk...)
-		if len(buf) > max {
-			return nil, fmt.Errorf("line longer than %d bytes", max)
-		}
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		return bytes.TrimRight(buf, "\r\n"), err
-	}
+	})
 }

@@ -98,7 +98,7 @@ func TestStrictLokiBadTimesAndSizes(t *testing.T) {
 			restLen += len(e.Line)
 		}
 	}
-	want := repairPerByte(binary) + multibyte
+	want := replaceInvalid(binary) + multibyte
 	waitFor(90*time.Second, func() bool { collect(); return len(seen) >= n && restLen >= len(want) })
 	end := time.Now()
 
@@ -149,22 +149,6 @@ func TestStrictLokiBadTimesAndSizes(t *testing.T) {
 	if deadLettered != 0 || dropped != 0 {
 		t.Errorf("dead-lettered %.0f, dropped %.0f: both must be 0 when every refusal can be fixed", deadLettered, dropped)
 	}
-}
-
-// repairPerByte replaces each byte that is not part of valid UTF-8 with
-// U+FFFD, as the Loki exporter does (Loki lines are strings).
-func repairPerByte(b []byte) string {
-	var s strings.Builder
-	for len(b) > 0 {
-		r, size := utf8.DecodeRune(b)
-		if r == utf8.RuneError && size == 1 {
-			s.WriteRune(utf8.RuneError)
-		} else {
-			s.Write(b[:size])
-		}
-		b = b[size:]
-	}
-	return s.String()
 }
 
 // TestStrictLokiSimulatedOperator: the simulated operator (controller-runtime

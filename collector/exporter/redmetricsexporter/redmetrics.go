@@ -21,31 +21,16 @@ import (
 // status, revision, namespace, cluster) instead of unbounded memory.
 const OverflowSpanName = "other"
 
-// Label values as the OTel spanmetrics connector writes them (protobuf enum
-// names), so generic spanmetrics dashboards match.
-var spanKindNames = map[ptrace.SpanKind]string{
-	ptrace.SpanKindUnspecified: "SPAN_KIND_UNSPECIFIED",
-	ptrace.SpanKindInternal:    "SPAN_KIND_INTERNAL",
-	ptrace.SpanKindServer:      "SPAN_KIND_SERVER",
-	ptrace.SpanKindClient:      "SPAN_KIND_CLIENT",
-	ptrace.SpanKindProducer:    "SPAN_KIND_PRODUCER",
-	ptrace.SpanKindConsumer:    "SPAN_KIND_CONSUMER",
-}
-
+// spanKindByName reads span_kind label values (conventions.SpanKindNames).
 var spanKindByName = func() map[string]ptrace.SpanKind {
-	m := make(map[string]ptrace.SpanKind, len(spanKindNames))
-	for k, v := range spanKindNames {
-		m[v] = k
+	m := make(map[string]ptrace.SpanKind, len(conventions.SpanKindNames))
+	for i, v := range conventions.SpanKindNames {
+		m[v] = ptrace.SpanKind(i)
 	}
 	return m
 }()
 
-func spanKindName(k ptrace.SpanKind) string {
-	if s, ok := spanKindNames[k]; ok {
-		return s
-	}
-	return "SPAN_KIND_UNSPECIFIED"
-}
+func spanKindName(k ptrace.SpanKind) string { return conventions.SpanKindName(int32(k)) }
 
 func statusCodeName(c ptrace.StatusCode) string {
 	switch c {

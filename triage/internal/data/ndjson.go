@@ -1,19 +1,16 @@
 package data
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/opsight/opsight/internal/jsonlines"
 )
 
 // record is the top-level fields of an NDJSON record a triage reads; the
@@ -124,104 +121,29 @@ func ReadLogs(files []string) ([]Log, error) {
 	return out, nil
 }
 
-// logChunk is a run of lines decoded by one worker.
-type logChunk struct {
-	first int // line number of the first line
-	lines [][]byte
-	logs  []Log
-	klog  []bool // the time came from a klog header (dated by a guessed year)
-	err   error
-	errNo int
-}
-
-// readLogFile decodes chunks of lines on every core (JSON decoding is the
-// cost) and appends them in file order; klog lines then take the year of
-// the records before them.
+// readLogFile decodes the lines on every core (JSON decoding is the cost)
+// and appends them in file order; klog lines then take the year of the
+// records before them.
 func readLogFile(path string, out *[]Log) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("--logs: %v", err)
 	}
 	defer f.Close()
-	workers := runtime.GOMAXPROCS(0)
-	jobs := make(chan *logChunk, 2*workers)
-	done := make(chan *logChunk, 2*workers)
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c := range jobs {
-				c.logs, c.klog = make([]Log, 0, len(c.lines)), make([]bool, 0, len(c.lines))
-				for k, line := range c.lines {
-					if len(bytes.TrimSpace(line)) == 0 {
-						continue
-					}
-					l, err := ParseLogLine(line, 1)
-					if err != nil {
-						c.err, c.errNo = err, c.first+k
-						break
-					}
-					c.klog = append(c.klog, l.Time.Year() == 1)
-					c.logs = append(c.logs, l)
-				}
-				c.lines = nil
-				done <- c
-			}
-		}()
-	}
-	var readErr error
-	go func() {
-		defer close(jobs)
-		r := bufio.NewReaderSize(f, 1<<20)
-		c := &logChunk{first: 1}
-		for no := 1; ; no++ {
-			line, err := readLine(r, 64<<20)
-			if len(line) > 0 || err == nil {
-				c.lines = append(c.lines, line)
-			}
-			if len(c.lines) == 1024 || (err != nil && len(c.lines) > 0) {
-				jobs <- c
-				c = &logChunk{first: no + 1}
-			}
-			if errors.Is(err, io.EOF) {
-				return
-			}
-			if err != nil {
-				readErr = fmt.Errorf("%s:%d: %v", path, no, err)
-				return
-			}
+	year := time.Now().UTC().Year()
+	return jsonlines.Each(f, path, 64<<20, func(line []byte) (Log, error) {
+		l, err := ParseLogLine(line, 1)
+		if err != nil {
+			return Log{}, fmt.Errorf("not an NDJSON log record (the sidecar's logs-*.ndjson expected): %v", err)
 		}
-	}()
-	go func() { wg.Wait(); close(done) }()
-	pending := map[int]*logChunk{}
-	next, year := 1, time.Now().UTC().Year()
-	var firstErr error
-	firstNo := 0
-	for c := range done {
-		pending[c.first] = c
-		for p, ok := pending[next]; ok; p, ok = pending[next] {
-			delete(pending, next)
-			next = p.first + 1024
-			if firstErr != nil {
-				continue
-			}
-			for k, l := range p.logs {
-				if p.klog[k] {
-					// Parsed with year 1 as a marker: klog headers carry none.
-					l.Time = l.Time.AddDate(year-1, 0, 0)
-				} else if !l.Time.IsZero() {
-					year = l.Time.Year()
-				}
-				*out = append(*out, l)
-			}
-			if p.err != nil {
-				firstErr, firstNo = p.err, p.errNo
-			}
+		return l, nil
+	}, func(_ int, l Log) {
+		if l.Time.Year() == 1 {
+			// Parsed with year 1 as a marker: klog headers carry none.
+			l.Time = l.Time.AddDate(year-1, 0, 0)
+		} else if !l.Time.IsZero() {
+			year = l.Time.Year()
 		}
-	}
-	if firstErr != nil {
-		return fmt.Errorf("%s:%d: not an NDJSON log record (the sidecar's logs-*.ndjson expected): %v", path, firstNo, firstErr)
-	}
-	return readErr
+		*out = append(*out, l)
+	})
 }

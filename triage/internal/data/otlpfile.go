@@ -1,19 +1,16 @@
 package data
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"runtime"
-	"sync"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/opsight/opsight/internal/conventions"
+	"github.com/opsight/opsight/internal/jsonlines"
 )
 
 // The release gate's reader (releasegate/source.ParseLine) decodes the same
@@ -80,21 +77,7 @@ func ParseSpanLine(line []byte) ([]group, error) {
 }
 
 // KindLabel spells a kind as the spanmetrics connector labels it.
-func KindLabel(k ptrace.SpanKind) string {
-	switch k {
-	case ptrace.SpanKindServer:
-		return "SPAN_KIND_SERVER"
-	case ptrace.SpanKindClient:
-		return "SPAN_KIND_CLIENT"
-	case ptrace.SpanKindInternal:
-		return "SPAN_KIND_INTERNAL"
-	case ptrace.SpanKindProducer:
-		return "SPAN_KIND_PRODUCER"
-	case ptrace.SpanKindConsumer:
-		return "SPAN_KIND_CONSUMER"
-	}
-	return "SPAN_KIND_UNSPECIFIED"
-}
+func KindLabel(k ptrace.SpanKind) string { return conventions.SpanKindName(int32(k)) }
 
 // Glob expands patterns into files, each once, in the order given. A
 // pattern that matches nothing is an error: an empty triage would look
@@ -147,7 +130,7 @@ func ReadSpans(files []string) ([]Span, error) {
 	return out, nil
 }
 
-// eachLine decodes the lines of path in parallel and hands them to fn in
+// eachLine decodes the lines of path on every core and hands them to fn in
 // file order, from the calling goroutine.
 func eachLine(path string, fn func(no int, groups []group)) error {
 	f, err := os.Open(path)
@@ -155,100 +138,11 @@ func eachLine(path string, fn func(no int, groups []group)) error {
 		return fmt.Errorf("--traces: %v", err)
 	}
 	defer f.Close()
-	type job struct {
-		no   int
-		line []byte
-	}
-	type done struct {
-		no     int
-		groups []group
-		err    error
-	}
-	workers := runtime.GOMAXPROCS(0)
-	jobs := make(chan job, 2*workers)
-	results := make(chan done, 2*workers)
-	var wg sync.WaitGroup
-	for i := 0; i < workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				g, err := ParseSpanLine(j.line)
-				results <- done{j.no, g, err}
-			}
-		}()
-	}
-	var readErr error
-	stop := make(chan struct{})
-	go func() {
-		defer close(jobs)
-		r := bufio.NewReaderSize(f, 1<<20)
-		for no := 1; ; no++ {
-			line, err := readLine(r, 256<<20)
-			if len(line) > 0 || err == nil {
-				// Blank lines are sent too, so line numbers have no gaps
-				// and results can be put back in order.
-				select {
-				case jobs <- job{no, line}:
-				case <-stop:
-					return
-				}
-			}
-			if errors.Is(err, io.EOF) {
-				return
-			}
-			if err != nil {
-				readErr = fmt.Errorf("%s:%d: %v", path, no, err)
-				return
-			}
+	return jsonlines.Each(f, path, 256<<20, func(line []byte) ([]group, error) {
+		g, err := ParseSpanLine(line)
+		if err != nil {
+			return nil, fmt.Errorf("not an OTLP JSON trace export request (one per line expected): %v", err)
 		}
-	}()
-	go func() { wg.Wait(); close(results) }()
-	// Results arrive out of order; keep them until their turn so the spans
-	// come out in file order (reports must not depend on scheduling).
-	pending := map[int]done{}
-	next := 1
-	var firstErr error
-	firstNo := 0
-	for d := range results {
-		if d.err != nil {
-			if firstErr == nil || d.no < firstNo {
-				firstErr, firstNo = d.err, d.no
-			}
-			select {
-			case <-stop:
-			default:
-				close(stop)
-			}
-			continue
-		}
-		pending[d.no] = d
-		for p, ok := pending[next]; ok; p, ok = pending[next] {
-			delete(pending, next)
-			next++
-			if firstErr == nil {
-				fn(p.no, p.groups)
-			}
-		}
-	}
-	if firstErr != nil {
-		return fmt.Errorf("%s:%d: not an OTLP JSON trace export request (one per line expected): %v", path, firstNo, firstErr)
-	}
-	return readErr
-}
-
-// readLine returns one line without its newline, however long, up to max.
-func readLine(r *bufio.Reader, max int) ([]byte, error) {
-	var buf []byte
-	for {
-		chunk, err := r.ReadSlice('\n')
-		buf = append(buf, chunk...)
-		if len(buf) > max {
-			return nil, fmt.Errorf("line longer than %d bytes; is this OTLP JSON lines?", max)
-		}
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		return bytes.TrimRight(buf, "\r\n"), err
-	}
+		return g, nil
+	}, fn)
 }

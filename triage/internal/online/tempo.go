@@ -147,7 +147,7 @@ func TempoSpans(t tempoTrace) ([]data.Span, error) {
 	return out, nil
 }
 
-var kindNames = []string{"SPAN_KIND_UNSPECIFIED", "SPAN_KIND_INTERNAL", "SPAN_KIND_SERVER", "SPAN_KIND_CLIENT", "SPAN_KIND_PRODUCER", "SPAN_KIND_CONSUMER"}
+var kindNames = conventions.SpanKindNames
 var statusNames = []string{"STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"}
 
 // enumName reads an enum given as its name or its number.
