@@ -8,8 +8,9 @@
 //
 // Figures: lines/s and MiB/s from the first to the last record the sink
 // received, CPU seconds per million lines (utime+stime of the child from
-// /proc at the moment the last record arrived), peak RSS (VmHWM), and the
-// ratios opsight/contrib; then opsight's RSS at a steady 10k lines/s plus
+// /proc at the moment the last record arrived), peak RSS (VmHWM), bytes the
+// collector wrote per input byte (wchar: pushes plus any queue writes), and
+// the ratios opsight/contrib; then opsight's RSS at a steady 10k lines/s plus
 // 1k spans/s in its production (env) configuration. docs/benchmarks.md has
 // the method and the figures measured.
 package main
@@ -159,8 +160,8 @@ func run(o options) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("\nsteady %d lines/s + %d spans/s (%.0f%% of reconciles traced) for %v (opsight, env mode: persistent queues to the sink, span metrics; log source %s):\n",
-			o.steadyLines, o.steadySpans, 100*o.traced, o.steady, o.source)
+		fmt.Printf("\nsteady %d lines/s + %d spans/s (%.0f%% of reconciles traced) for %v (opsight, env mode: %s, span metrics; log source %s):\n",
+			o.steadyLines, o.steadySpans, 100*o.traced, o.steady, envQueues(), o.source)
 		fmt.Printf("  RSS median %.1f MiB (anon %.1f, file %.1f), max %.1f MiB (second half), VmHWM %.1f MiB, CPU %.2f cores; delivered %d/%d lines, %d/%d spans\n",
 			mib(s.rssMedian), mib(s.anonMedian), mib(s.fileMedian), mib(s.rssMax), mib(s.peak), s.cores, s.linesOut, s.linesIn, s.spansOut, s.spansIn)
 		if o.source == "api" {
@@ -182,12 +183,23 @@ type result struct {
 	wall      time.Duration // process start to last record
 	cpu       time.Duration
 	peak      int64
+	written   int64 // bytes the collector wrote (disk and network), -1 unknown
 	badInSink int64
 }
 
 func (r result) linesPerSec() float64 { return float64(r.lines) / r.window.Seconds() }
 func (r result) mibPerSec() float64   { return mib(r.bytes) / r.window.Seconds() }
 func (r result) cpuPerM() float64     { return r.cpu.Seconds() / (float64(r.lines) / 1e6) }
+
+// writtenPerInput is what the collector wrote per input byte: the push
+// requests (compressed) plus, with a persistent queue, everything bbolt
+// writes (the queue's write amplification).
+func (r result) writtenPerInput() float64 {
+	if r.written < 0 {
+		return math.NaN()
+	}
+	return float64(r.written) / float64(r.bytes)
+}
 
 func runThroughput(o options, v variant, sk *sink, size int64, work string, run int) (result, error) {
 	name := v.name
@@ -244,7 +256,7 @@ func runThroughput(o options, v variant, sk *sink, size int64, work string, run 
 	if got := sk.records.Load(); got != int64(o.lines) {
 		fmt.Fprintf(os.Stderr, "  note: %s delivered %d records for %d lines\n", name, got, o.lines)
 	}
-	return result{lines: int64(o.lines), bytes: size, window: last.Sub(first), wall: last.Sub(start), cpu: ps.cpu, peak: ps.peakRSS, badInSink: sk.bad.Load()}, nil
+	return result{lines: int64(o.lines), bytes: size, window: last.Sub(first), wall: last.Sub(start), cpu: ps.cpu, peak: ps.peakRSS, written: ps.written, badInSink: sk.bad.Load()}, nil
 }
 
 // stop ends a child: SIGTERM, then SIGKILL after 10 s.
@@ -264,6 +276,15 @@ type variant struct {
 	env               []string // env mode when set: no --config
 	on                bool
 	results           []result
+}
+
+// envQueues says how the env-mode sidecar queues: OPSIGHT_QUEUE_BYTES in
+// the bench's environment (passed on) puts the Loki queue on disk too.
+func envQueues() string {
+	if os.Getenv("OPSIGHT_QUEUE_BYTES") != "" {
+		return "persistent queues for logs and spans (OPSIGHT_QUEUE_BYTES set)"
+	}
+	return "logs read through, spans in a persistent queue"
 }
 
 // envMode is the sidecar's environment for the opsight-env variant; $DIR is
@@ -302,6 +323,7 @@ func printTable(variants []variant) {
 		{"throughput MiB/s", result.mibPerSec, "%.1f"},
 		{"cpu-s per 1M lines", result.cpuPerM, "%.2f"},
 		{"peak RSS MiB (VmHWM)", func(r result) float64 { return mib(r.peak) }, "%.1f"},
+		{"written B per input B", result.writtenPerInput, "%.2f"},
 		{"wall s (start to last)", func(r result) float64 { return r.wall.Seconds() }, "%.2f"},
 	}
 	cell := func(rs []result, f func(result) float64, format string) (string, float64) {

@@ -19,6 +19,7 @@ type procStats struct {
 	peakRSS int64         // VmHWM (high-water mark), bytes
 	rssAnon int64         // RssAnon: heap, stacks (what GOMEMLIMIT governs)
 	rssFile int64         // RssFile: mapped files (the binary, bbolt's mmap)
+	written int64         // wchar of /proc/<pid>/io: bytes passed to write(2)/pwrite(2), network included; -1 if unreadable
 }
 
 func readProc(pid int) (procStats, error) {
@@ -66,6 +67,14 @@ func readProc(pid int) (procStats, error) {
 		}
 		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		*dst = kb << 10
+	}
+	ps.written = -1
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid)); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "wchar: "); ok {
+				ps.written, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			}
+		}
 	}
 	return ps, nil
 }

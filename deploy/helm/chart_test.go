@@ -55,6 +55,7 @@ func chartDir(t *testing.T) string { return filepath.Join(repoRoot(t), chartgen.
 // build lock other tools may hold for minutes), else builds it.
 func helmPath(t *testing.T) string {
 	t.Helper()
+	testservers.SkipShort(t, "helm")
 	p := filepath.Join(repoRoot(t), ".bin", testservers.Helm.Name)
 	if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
 		return p

@@ -69,11 +69,24 @@ func (tl Tool) Path() (string, error) {
 }
 
 // MustPath is Path for tests: it fails the test when the tool cannot be built.
+// Under -short (make unit) the test is left out instead: building and
+// starting a real third-party program takes seconds to minutes; make test
+// (CI) runs it.
 func (tl Tool) MustPath(t testing.TB) string {
 	t.Helper()
+	SkipShort(t, tl.Name)
 	p, err := tl.Path()
 	if err != nil {
 		t.Fatalf("tool %s unavailable (run .ci/run, or `go build` it in %s): %v", tl.Name, tl.Module, err)
 	}
 	return p
+}
+
+// SkipShort leaves a test that drives a real third-party program (what)
+// out of `go test -short`, the fast inner loop; make test runs every one.
+func SkipShort(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("drives a real %s: left out under -short (make unit); make test runs it", what)
+	}
 }

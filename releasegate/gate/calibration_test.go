@@ -97,6 +97,14 @@ func rate(t *testing.T, seeds, n int, base, cand shape, cfg Config) (fail, pass,
 	return fail / s, pass / s, inc / s
 }
 
+// skipShort leaves the Monte Carlo calibration (minutes of CPU) out of
+// go test -short (make unit); make test runs it.
+func skipShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("Monte Carlo calibration: left out under -short (make unit); make test runs it")
+	}
+}
+
 // mcSlack is three binomial standard errors of a rate alpha over seeds runs:
 // the Monte Carlo noise allowed above the nominal level.
 func mcSlack(alpha float64, seeds int) float64 {
@@ -104,6 +112,7 @@ func mcSlack(alpha float64, seeds int) float64 {
 }
 
 func TestCalibrationFalseFails(t *testing.T) {
+	skipShort(t)
 	const seeds = 400
 	const alpha = 0.05
 	cases := []struct {
@@ -154,6 +163,7 @@ func nativeHist(x []float64) *stats.Histogram {
 }
 
 func TestCalibrationHistogram(t *testing.T) {
+	skipShort(t)
 	const seeds, alpha = 400, 0.05
 	cases := []struct {
 		name      string
@@ -198,6 +208,7 @@ func boolf(b bool) float64 {
 }
 
 func TestCalibrationDetection(t *testing.T) {
+	skipShort(t)
 	const seeds = 200
 	cases := []struct {
 		name    string

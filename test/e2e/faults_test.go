@@ -254,6 +254,9 @@ func TestFaultSIGTERMDrain(t *testing.T) { eachLogStore(t, testFaultSIGTERMDrain
 
 func testFaultSIGTERMDrain(t *testing.T, store string) {
 	r := newFaultRig(t, store, "op-term", 0, nil)
+	// The persistent Loki queue (opt-in in file mode, OPSIGHT_QUEUE_BYTES):
+	// the lines read while Loki is down wait on disk across the stop.
+	r.sc.env = append(r.sc.env, "OPSIGHT_QUEUE_BYTES=67108864")
 	r.sc.start()
 	r.proxy.set(modeRefuse)
 	const n = 15_000

@@ -351,7 +351,7 @@ func testInjectedStateLimitBackendDown(t *testing.T, storeName string) {
 		t.Errorf("the sidecar read all %d lines with Loki down and a volume that cannot hold them: no backpressure", n)
 	}
 	proxy.set(modePass)
-	seen, complete := waitSeqs(t, store, injPod, n, 180*time.Second)
+	seen, complete := waitSeqs(t, store, injPod, n, 300*time.Second)
 	close(stop)
 	<-sampled
 	rep := checkSeqs(seen, n)
@@ -418,7 +418,7 @@ func testInjectedKillOutageGzippedRotations(t *testing.T, storeName string) {
 		t.Fatal(err)
 	}
 	gz, _ := filepath.Glob(filepath.Join(ip.podLogs, "manager", "*.gz"))
-	seen, complete := waitSeqs(t, store, injPod, n, 180*time.Second)
+	seen, complete := waitSeqs(t, store, injPod, n, 300*time.Second)
 	missing, dups, gaps := tally(seen, n)
 	rotations, _ := ip.sc.metricValue(conventions.MetricTailRotations, "")
 	t.Logf("%d lines, %d rotations (%d gzipped files on the node), 2 kill -9, 20 s outage: missing %d, duplicates %d; rotations counted %.0f",

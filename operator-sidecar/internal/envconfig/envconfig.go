@@ -35,10 +35,16 @@ type Settings struct {
 	PodNamespace      string
 	Container         string
 	// QueueBytes bounds the persistent sending queues together, in bytes
-	// (OPSIGHT_QUEUE_BYTES). 0: 25% of the free space of StateDir's file
-	// system at start, at most 1 GiB. A full queue blocks, so the receiver
-	// stops reading (backpressure) instead of the disk filling up: the
-	// collector's persistent queue loses items when its storage hits ENOSPC.
+	// (OPSIGHT_QUEUE_BYTES). 0: their share of the state budget (see
+	// budget). A full queue blocks, so the receiver stops reading
+	// (backpressure) instead of the disk filling up: the collector's
+	// persistent queue loses items when its storage hits ENOSPC.
+	//
+	// Which queues are persistent: the traces queue always (spans received
+	// over OTLP exist nowhere else once acknowledged). The Loki queue when
+	// QueueBytes is set or in api mode (persistentLokiQueue): by default logs
+	// are read through (see readThroughQueue), the node's log files being
+	// their durable buffer.
 	QueueBytes int64
 	// StateLimitBytes is the size limit of the state directory's volume
 	// (OPSIGHT_STATE_LIMIT_BYTES; the webhook passes its emptyDir sizeLimit).
@@ -147,7 +153,7 @@ func (s Settings) Validate() error {
 	if s.StateLimitBytes > 0 && s.QueueBytes > 0 {
 		auto := s
 		auto.QueueBytes = 0
-		if room := auto.budget().queues; s.QueueBytes > room {
+		if room := auto.budgetWith(s.persistentLokiQueue()).queues; s.QueueBytes > room {
 			return fmt.Errorf("%s=%d does not fit in the state volume (%s=%d leaves room for %d queued bytes); lower it or raise the volume's limit", conventions.EnvQueueBytes, s.QueueBytes, conventions.EnvStateLimitBytes, s.StateLimitBytes, room)
 		}
 	}
@@ -257,9 +263,13 @@ func (s Settings) Config() map[string]any {
 		return map[string]any{"directory": outDir, "max_files": localFiles, "max_file_bytes": b.localFile / localFiles}
 	}
 	if s.LokiURL != "" {
+		lokiQueue := readThroughQueue()
+		if s.persistentLokiQueue() {
+			lokiQueue = queue()
+		}
 		exporters["loki"] = map[string]any{
 			"endpoint":         s.LokiURL,
-			"sending_queue":    queue(),
+			"sending_queue":    lokiQueue,
 			"retry_on_failure": map[string]any{"max_elapsed_time": "0s"}, // retry until delivered: nothing lost
 			// What Loki refuses and cannot be fixed is kept, not dropped.
 			"dead_letter": map[string]any{"directory": filepath.Join(s.StateDir, "dead-letter"), "max_bytes": b.deadLetter},
@@ -311,6 +321,46 @@ func (s Settings) Config() map[string]any {
 	}
 }
 
+// persistentLokiQueue: the Loki exporter queues on the state volume when
+// OPSIGHT_QUEUE_BYTES asks for a queue there, and in api mode, where the
+// API server serves only the live log file and the previous instance's: a
+// stream stopped by an outage would lose what the kubelet rotates away
+// meanwhile. Otherwise it reads through (see readThroughQueue).
+func (s Settings) persistentLokiQueue() bool {
+	return s.LokiURL != "" && (s.QueueBytes > 0 || s.LogSource == LogSourceAPI)
+}
+
+// readThroughQueue is the Loki exporter's default sending queue: in memory,
+// and ConsumeLogs returns only once Loki accepted the batch (or the error
+// is permanent: the dead-letter file has it). The receiver checkpoints after
+// ConsumeLogs returned, so a checkpoint only ever passes lines Loki holds;
+// what is not yet delivered is still in the node's log files and is read
+// again after a crash. The node's log files are the logs' durable buffer,
+// as they already were once a persistent queue was full.
+//
+// Why not the persistent queue (docs/benchmarks.md, "The persistent queue's
+// cost"): exporterhelper writes every batch into bbolt with three
+// transactions (put, read, done), each rewriting the B+tree leaf that holds
+// the queue's metadata key together with up to three whole batches, and
+// unmarshals every batch it reads back: ~18 bytes written per input byte
+// and 2.6× the CPU of the pipeline itself, for a copy of lines the node
+// already keeps. What the state volume bought, an outage buffer beyond
+// kubelet's log retention, OPSIGHT_QUEUE_BYTES still buys.
+//
+// One request at a time per caller, so the queue holds at most one
+// request per caller (the receiver's one, OTLP clients' own): a requests
+// sizer, not bytes, so no request is ever too large for it.
+func readThroughQueue() map[string]any {
+	return map[string]any{
+		"wait_for_result": true, "sizer": "requests", "queue_size": readThroughRequests,
+		"block_on_overflow": true, "num_consumers": 1,
+	}
+}
+
+// readThroughRequests bounds the requests in the read-through queue: the
+// receiver's one plus OTLP log clients waiting (each holds its own request).
+const readThroughRequests = 64
+
 // How the state directory's bytes are shared out (see budget).
 const (
 	// bboltGrowth: file_storage keeps a queue in a bbolt file, which grows
@@ -340,7 +390,10 @@ type diskBudget struct {
 // OPSIGHT_STATE_LIMIT_BYTES, else half the free space where the state
 // directory is, at most 2 GiB. OPSIGHT_QUEUE_BYTES, when set, fixes the
 // queues' share.
-func (s Settings) budget() diskBudget {
+func (s Settings) budget() diskBudget { return s.budgetWith(s.persistentLokiQueue()) }
+
+// budgetWith is budget with the Loki queue on the state volume or not.
+func (s Settings) budgetWith(persistentLoki bool) diskBudget {
 	b := diskBudget{limit: s.StateLimitBytes}
 	if b.limit <= 0 {
 		b.limit = min(maxAutoState, freeBytes(s.StateDir)/2)
@@ -348,7 +401,9 @@ func (s Settings) budget() diskBudget {
 	usable := max(b.limit-b.limit/10-stateReserve, 1<<20)
 	var queues, files int64
 	if s.LokiURL != "" {
-		queues++
+		if persistentLoki {
+			queues++
+		}
 		// At least 1 MiB: the exporter's floor, room for a refused 256KB line.
 		b.deadLetter = max(usable/10, 1<<20)
 		usable = max(usable-b.deadLetter, 0)

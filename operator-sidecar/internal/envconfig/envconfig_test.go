@@ -73,24 +73,53 @@ func TestConfigOutputs(t *testing.T) {
 		"OPSIGHT_LOG_INCLUDE": "/a/*.log", "OPSIGHT_LOKI_URL": "http://l/loki/api/v1/push", "OPSIGHT_TRACES_URL": "http://t:4318",
 	})).Config()
 	exps = remote["exporters"].(map[string]any)
+	checkPersistent(t, exps, "otlp_http/traces")
+	// Logs are read through: ConsumeLogs returns once Loki has the batch, so
+	// the receiver's checkpoint never passes an undelivered line (the node's
+	// log files hold them), and nothing of the logs is queued on disk.
+	loki := exps["loki"].(map[string]any)
+	q := loki["sending_queue"].(map[string]any)
+	if q["storage"] != nil || q["wait_for_result"] != true || q["block_on_overflow"] != true || q["sizer"] != "requests" {
+		t.Errorf("loki queue %v: want an in-memory queue that waits for the result", q)
+	}
+	if loki["retry_on_failure"].(map[string]any)["max_elapsed_time"] != "0s" {
+		t.Errorf("loki gives up retrying")
+	}
+
+	// OPSIGHT_QUEUE_BYTES asks for a queue on the state volume: Loki's too.
+	queued := FromEnv(env(map[string]string{
+		"OPSIGHT_LOG_INCLUDE": "/a/*.log", "OPSIGHT_LOKI_URL": "http://l/loki/api/v1/push", "OPSIGHT_TRACES_URL": "http://t:4318",
+		"OPSIGHT_QUEUE_BYTES": "67108864",
+	})).Config()
+	exps = queued["exporters"].(map[string]any)
 	for _, id := range []string{"loki", "otlp_http/traces"} {
-		e, ok := exps[id].(map[string]any)
-		if !ok {
-			t.Fatalf("exporter %s missing: %v", id, exps)
-		}
-		// Persistent queue and endless retry: a backend outage loses nothing.
-		q := e["sending_queue"].(map[string]any)
-		if q["storage"] != "file_storage" {
-			t.Errorf("%s has no persistent queue", id)
-		}
-		// Bounded in bytes below the free disk, blocking when full: backpressure, not ENOSPC.
-		if q["sizer"] != "bytes" || q["block_on_overflow"] != true || q["queue_size"].(int64) < 1<<19 {
-			t.Errorf("%s queue %v: want a blocking bytes-sized queue", id, q)
-		}
-		if e["retry_on_failure"].(map[string]any)["max_elapsed_time"] != "0s" {
-			t.Errorf("%s gives up retrying", id)
+		if q := checkPersistent(t, exps, id); q["queue_size"].(int64) != 32<<20 {
+			t.Errorf("%s queue_size %v, want half of OPSIGHT_QUEUE_BYTES", id, q["queue_size"])
 		}
 	}
+}
+
+// checkPersistent: the exporter id has a persistent, bounded, blocking queue
+// and retries for ever. It returns the queue.
+func checkPersistent(t *testing.T, exps map[string]any, id string) map[string]any {
+	t.Helper()
+	e, ok := exps[id].(map[string]any)
+	if !ok {
+		t.Fatalf("exporter %s missing: %v", id, exps)
+	}
+	// Persistent queue and endless retry: a backend outage loses nothing.
+	q := e["sending_queue"].(map[string]any)
+	if q["storage"] != "file_storage" {
+		t.Errorf("%s has no persistent queue", id)
+	}
+	// Bounded in bytes below the free disk, blocking when full: backpressure, not ENOSPC.
+	if q["sizer"] != "bytes" || q["block_on_overflow"] != true || q["queue_size"].(int64) < 1<<19 {
+		t.Errorf("%s queue %v: want a blocking bytes-sized queue", id, q)
+	}
+	if e["retry_on_failure"].(map[string]any)["max_elapsed_time"] != "0s" {
+		t.Errorf("%s gives up retrying", id)
+	}
+	return q
 }
 
 func TestDefaultIncludeIsThePodsOwnDir(t *testing.T) {
@@ -145,9 +174,17 @@ func TestAPISourceConfig(t *testing.T) {
 func TestStateBudgetFitsTheLimit(t *testing.T) {
 	const loki, tempo = "http://l/loki/api/v1/push", "http://t:4318"
 	for _, limit := range []int64{16 << 20, 64 << 20, 256 << 20, 10 << 30} {
-		for _, out := range []struct{ loki, traces string }{{"", ""}, {loki, ""}, {"", tempo}, {loki, tempo}} {
+		for _, out := range []struct{ loki, traces, queueBytes string }{
+			{"", "", ""}, {loki, "", ""}, {"", tempo, ""}, {loki, tempo, ""},
+			// OPSIGHT_QUEUE_BYTES at what Validate lets through puts Loki's queue on the volume too.
+			{loki, "", "max"}, {loki, tempo, "max"},
+		} {
 			m := map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_STATE_DIR": "/s", "OPSIGHT_LOKI_URL": out.loki, "OPSIGHT_TRACES_URL": out.traces,
 				"OPSIGHT_STATE_LIMIT_BYTES": strconv.FormatInt(limit, 10)}
+			if out.queueBytes != "" {
+				auto := FromEnv(env(m))
+				m["OPSIGHT_QUEUE_BYTES"] = strconv.FormatInt(auto.budgetWith(true).queues, 10)
+			}
 			s := FromEnv(env(m))
 			if err := s.Validate(); err != nil {
 				t.Fatal(err)
@@ -156,7 +193,8 @@ func TestStateBudgetFitsTheLimit(t *testing.T) {
 			var used int64
 			for id, e := range exps {
 				e := e.(map[string]any)
-				if q, ok := e["sending_queue"].(map[string]any); ok {
+				// Only a persistent queue holds bytes on the volume; an in-memory one holds them in RAM.
+				if q, ok := e["sending_queue"].(map[string]any); ok && q["storage"] != nil {
 					used += bboltGrowth * q["queue_size"].(int64)
 				}
 				if n, ok := e["max_files"].(int); ok {
@@ -172,10 +210,10 @@ func TestStateBudgetFitsTheLimit(t *testing.T) {
 				}
 			}
 			if used+stateReserve > limit {
-				t.Errorf("limit %d, loki %q, traces %q: the parts hold %d bytes + %d reserve, more than the limit", limit, out.loki, out.traces, used, stateReserve)
+				t.Errorf("limit %d, loki %q, traces %q, queue bytes %q: the parts hold %d bytes + %d reserve, more than the limit", limit, out.loki, out.traces, m["OPSIGHT_QUEUE_BYTES"], used, stateReserve)
 			}
 			if used < limit/2 {
-				t.Errorf("limit %d, loki %q, traces %q: only %d bytes used; the budget wastes the volume", limit, out.loki, out.traces, used)
+				t.Errorf("limit %d, loki %q, traces %q, queue bytes %q: only %d bytes used; the budget wastes the volume", limit, out.loki, out.traces, m["OPSIGHT_QUEUE_BYTES"], used)
 			}
 		}
 	}
@@ -194,5 +232,31 @@ func TestWarnings(t *testing.T) {
 	}
 	if w := FromEnv(env(map[string]string{"OPSIGHT_LOG_INCLUDE": "/l"})).Warnings(); len(w) != 0 {
 		t.Errorf("outside a pod: warnings %q", w)
+	}
+}
+
+// TestLokiQueueByMode: in file mode logs are read through (the node's log
+// files are their buffer); in api mode, and when OPSIGHT_QUEUE_BYTES asks,
+// the Loki queue is on the state volume.
+func TestLokiQueueByMode(t *testing.T) {
+	const loki = "http://l/loki/api/v1/push"
+	for _, tc := range []struct {
+		name       string
+		env        map[string]string
+		persistent bool
+	}{
+		{"file mode", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_LOKI_URL": loki}, false},
+		{"file mode, queue asked for", map[string]string{"OPSIGHT_LOG_INCLUDE": "/l", "OPSIGHT_LOKI_URL": loki, "OPSIGHT_QUEUE_BYTES": "67108864"}, true},
+		{"api mode", map[string]string{"OPSIGHT_LOG_SOURCE": "api", "POD_NAME": "p", "POD_NAMESPACE": "n", "CONTAINER_NAME": "c", "OPSIGHT_LOKI_URL": loki}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := FromEnv(env(tc.env)).Config()["exporters"].(map[string]any)["loki"].(map[string]any)["sending_queue"].(map[string]any)
+			if got := q["storage"] == "file_storage"; got != tc.persistent {
+				t.Errorf("queue %v: persistent %v, want %v", q, got, tc.persistent)
+			}
+			if !tc.persistent && q["wait_for_result"] != true {
+				t.Errorf("queue %v: a read-through queue must wait for Loki's answer, or the checkpoint passes undelivered lines", q)
+			}
+		})
 	}
 }
