@@ -82,7 +82,7 @@ var EnvSettings = []EnvSetting{
 	{EnvMetricsAddr, "OpenMetrics endpoint (/metrics)", DefaultMetricsAddr, ""},
 	{EnvStateDir, "checkpoints, persistent queues, embedded-default output", DefaultStateDir, ""},
 	{EnvStateLimitBytes, "size limit of the state directory's volume, in bytes; every on-disk budget derives from it", "", "set by the webhook from stateSizeLimit"},
-	{EnvQueueBytes, "bound of the persistent sending queues together, in bytes; full = stop reading", "", "25% of free space, ≤ 1 GiB"},
+	{EnvQueueBytes, "bound of the persistent sending queues together, in bytes; full = stop reading; set, it also puts the Loki queue on disk in file mode", "", "their share of the state volume's budget"},
 	{EnvServiceName, "the service name", "", "derived by the webhook (see CONVENTIONS.md, Service identity)"},
 	{EnvLogSource, "`file` (the pod's log files, hostPath) or `api` (pods/log through the API server)", "file", ""},
 	{EnvServiceAccountDir, "`token` and `ca.crt` for " + EnvLogSource + "=api", "/var/run/secrets/kubernetes.io/serviceaccount", ""},
