@@ -3,6 +3,7 @@ package operatorlogsreceiver
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,6 +147,37 @@ func TestForceFlushKilledBeforeCheckpoint(t *testing.T) {
 	for i := range want {
 		if got[i].body != want[i] {
 			t.Errorf("record %d: %q, want %q", i, got[i].body, want[i])
+		}
+	}
+}
+
+// A line cut by the reader's buffer or its per-poll budget is not an unended
+// line: with a backlog larger than one poll reads and the flush period long
+// past (a poll blocked by backpressure), no record may be half a line.
+func TestForceFlushNotAtReadBoundary(t *testing.T) {
+	dir := podLogDir(t)
+	path := filepath.Join(dir, "0.log")
+	// Each batch takes longer than the flush period to be accepted, as
+	// under backpressure: the bytes read before it look old afterwards.
+	sink := &slowSink{delay: 5 * time.Millisecond}
+	rc, _ := instance(t, filepath.Join(dir, "*.log"), newMemClient(), sink, func(c *Config) { c.ForceFlushPeriod = time.Millisecond })
+	const n = 30000
+	line := func(i int) string { return fmt.Sprintf(`{"seq":%d,"pad":"%s"}`, i, strings.Repeat("x", 700)) }
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		b.WriteString("2024-03-01T10:11:12.000000001Z stdout F " + line(i) + "\n")
+	}
+	appendFile(t, path, b.String()) // ~22 MB: several polls' worth
+	for i := 0; i < 200 && len(records(sink.AllLogs())) < n; i++ {
+		pollOK(t, rc)
+	}
+	got := records(sink.AllLogs())
+	if len(got) != n {
+		t.Fatalf("%d records, want %d", len(got), n)
+	}
+	for i, r := range got {
+		if r.body != line(i) {
+			t.Fatalf("record %d is %.60q…, want line %d whole: a line cut by a read was shipped in pieces", i, r.body, i)
 		}
 	}
 }

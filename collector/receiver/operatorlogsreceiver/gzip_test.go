@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 
@@ -61,7 +62,7 @@ func (c *memClient) Close(context.Context) error                        { return
 // instance is a receiver whose polls the test drives, with checkpoints in
 // client. Abandoning it without Shutdown is a kill -9 between two polls:
 // only what was committed survives.
-func instance(t *testing.T, glob string, client *memClient, sink *consumertest.LogsSink, edit func(*Config)) (*operatorLogsReceiver, *selftelemetry.Metrics) {
+func instance(t *testing.T, glob string, client *memClient, sink consumer.Logs, edit func(*Config)) (*operatorLogsReceiver, *selftelemetry.Metrics) {
 	t.Helper()
 	m := selftelemetry.New()
 	cfg := fastConfig(glob)

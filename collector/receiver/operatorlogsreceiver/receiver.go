@@ -318,7 +318,11 @@ func (rc *operatorLogsReceiver) poll() error {
 			r.finishPartials()
 			r.close = true
 			closing = append(closing, r)
-		case rc.cfg.ForceFlushPeriod > 0 && r.pendingOutput() && time.Since(r.lastData) >= rc.cfg.ForceFlushPeriod:
+		case rc.cfg.ForceFlushPeriod > 0 && r.pendingOutput() && r.readOff() >= size && time.Since(r.lastData) >= rc.cfg.ForceFlushPeriod:
+			// Only at the end of what was written: a reader that did not get
+			// to its file this poll (blocked by backpressure, yielding to
+			// another file, held behind an older rotation) holds a line cut
+			// by its buffer, not one whose writer stopped.
 			r.forceFlush()
 		}
 	}
