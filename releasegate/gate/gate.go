@@ -101,8 +101,16 @@ type Comparison struct {
 	Resolution float64 `json:"bucket_resolution,omitempty"`
 	BaseSpread float64 `json:"baseline_spread"` // relative half-width of the side's 90% interval
 	CandSpread float64 `json:"candidate_spread"`
+	// NNeeded is the power analysis of an inconclusive row: spans per side
+	// that would decide it (see needed); 0 when there is no such number
+	// (the row is decided, no n decides it, or more than MaxNeeded would).
+	NNeeded int `json:"n_needed"`
+	// Need is the terse cell the text and Markdown tables print next to an
+	// inconclusive verdict ("need ≈ 4,800 spans per side"); "" otherwise.
+	Need string `json:"-"`
 
-	ratio *stats.Ratio
+	ratio  *stats.Ratio
+	tooFew bool // gating, but below stats.MinSamples: not in the Holm family
 }
 
 // OpSummary holds the per-operation counts, throughput and error shares.
@@ -250,6 +258,27 @@ func Evaluate(res *source.Result, baseline, candidate string, cfg Config) *Repor
 	reject, level := stats.Holm(ps, cfg.Alpha)
 	for i, t := range family {
 		t.settle(reject[i], level[i])
+	}
+	// Power analysis of what is still inconclusive. A row read in the Holm
+	// family keeps the level it was read at; a row with too few spans to be
+	// tested would join the family, so it gets Bonferroni's alpha/K, the
+	// strictest level any member can be read at.
+	k := len(family)
+	for _, c := range r.Comparisons {
+		if c.tooFew {
+			k++
+		}
+	}
+	for i := range r.Comparisons {
+		c := &r.Comparisons[i]
+		if !c.Gating || c.ratio == nil || c.Verdict != conventions.VerdictInconclusive {
+			continue
+		}
+		tail := c.Level
+		if c.tooFew {
+			tail = cfg.Alpha / float64(max(k, 1))
+		}
+		needed(c, tail)
 	}
 	if len(family) > 1 {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d gating tests share a familywise false-fail rate of %.3g (Holm step-down); each interval is read at its Holm level (ci_tail)", len(family), cfg.Alpha))
@@ -416,7 +445,7 @@ func compare(op source.Op, q float64, cfg Config) Comparison {
 	if c.NBaseline < need || c.NCandidate < need {
 		c.Level = cfg.Alpha
 		c.CILow, c.CIHigh = r.Interval(cfg.Alpha)
-		c.Verdict = conventions.VerdictInconclusive
+		c.Verdict, c.tooFew = conventions.VerdictInconclusive, true
 		c.Reason = fmt.Sprintf("too few spans for %s: a distribution-free bound needs n >= ln(%.2g)/ln(%g) = %d per side; baseline has %d, candidate %d",
 			qn, stats.SETail, math.Max(q, 1-q), need, c.NBaseline, c.NCandidate)
 		return c
@@ -449,6 +478,69 @@ func settle(c *Comparison, reject bool, level float64) {
 	if c.Histogram && c.Resolution > bound && c.Verdict != conventions.VerdictInconclusive {
 		c.Reason += fmt.Sprintf(" (bucket resolution x%.2f at %s; the shift crosses bucket bounds)", c.Resolution, qn)
 	}
+}
+
+// Power is the probability with which the suggested n decides an
+// inconclusive row, if the truth is what was observed (the 80% of sample-size
+// planning).
+const Power = 0.8
+
+// spreadConf is the confidence with which the suggestion allows for the
+// spread having been estimated from the few spans that left the row
+// inconclusive (stats.Ratio.NeededN's pilot-variance allowance).
+const spreadConf = 0.8
+
+// MaxNeeded caps the suggestion: a change that needs more spans than this is
+// too close to its threshold for a load test to settle.
+const MaxNeeded = 10_000_000
+
+// needed fills NNeeded, Need and the end of Reason for an inconclusive row
+// whose interval is read at tail (stats.Ratio.NeededN has the model).
+func needed(c *Comparison, tail float64) {
+	bound := 1 + c.Threshold
+	r := c.ratio
+	n := r.NeededN(bound, tail, Power, spreadConf)
+	switch {
+	case r.Edges:
+		c.Need = "~ buckets too coarse: more spans do not help"
+		c.Reason += "; more spans do not help while the buckets are coarser than the threshold (finer buckets or raw durations would)"
+	case math.IsNaN(n):
+		c.Need = "~ spread unknown"
+		c.Reason += "; the spread cannot be estimated from these spans, so no sample size can be suggested"
+	case r.Value() == bound:
+		c.Need = "~ no n decides (ratio = threshold)"
+		c.Reason += fmt.Sprintf("; the observed ratio is exactly %.2f, so no number of spans decides it: accept the risk or change the threshold", bound)
+	case math.IsInf(n, 1):
+		c.Need = "~ no n decides (bucket width)"
+		c.Reason += "; the bucket width alone keeps the interval wider than the distance to the threshold, so no number of spans decides it: use finer buckets, or accept the risk or change the threshold"
+	case n > MaxNeeded:
+		c.Need = "~ need > 10M spans per side"
+		c.Reason += "; deciding it would take more than 10M spans per side: the observed change is too close to the threshold to ever decide; accept the risk or change the threshold"
+	default:
+		c.NNeeded = roundUp2(max(n, float64(stats.MinSamples(c.Quantile, stats.SETail))))
+		c.Need = fmt.Sprintf("~ need ≈ %s spans per side", thousands(c.NNeeded))
+		c.Reason += fmt.Sprintf("; at the observed ratio and spread ≈ %s spans per side would decide it %.0f%% of the time (one-sided tail %.3g)",
+			thousands(c.NNeeded), 100*Power, tail)
+	}
+}
+
+// roundUp2 rounds up to two significant digits (4,731 -> 4,800): a
+// suggestion, not a measurement.
+func roundUp2(x float64) int {
+	if x < 100 {
+		return int(math.Ceil(x))
+	}
+	unit := math.Pow(10, math.Floor(math.Log10(x))-1)
+	return int(math.Ceil(x/unit-1e-9) * unit)
+}
+
+// thousands prints 4800 as 4,800.
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 func fmtHigh(x float64) string {

@@ -53,14 +53,15 @@ type junitMessage struct {
 
 // JUnit writes one testcase per comparison: a failure for fail, skipped
 // with the reason for inconclusive, so CI test views show the gate. Every
-// testcase carries its verdict as a property; context rows say so in
-// system-out too.
+// testcase carries its verdict as a property (and an inconclusive one
+// n_needed, the spans per side that would decide it); context rows say so
+// in system-out too.
 func JUnit(w io.Writer, r *gate.Report) error {
 	s := junitSuite{Name: fmt.Sprintf("releasegate %s -> %s", r.Baseline, r.Candidate),
 		Properties: []junitProperty{{"source", r.Source}, {"baseline", r.Baseline}, {"candidate", r.Candidate},
 			{"verdict", r.Verdict}, {"alpha", fmt.Sprint(r.Alpha)}}}
-	add := func(class, name, verdict, reason, detail string) {
-		c := junitCase{Classname: class, Name: name, SystemOut: detail, Properties: []junitProperty{{"verdict", verdict}}}
+	add := func(class, name, verdict, reason, detail string, props ...junitProperty) {
+		c := junitCase{Classname: class, Name: name, SystemOut: detail, Properties: append([]junitProperty{{"verdict", verdict}}, props...)}
 		switch verdict {
 		case gate.VerdictContext:
 			c.SystemOut = "context (not gating): " + detail
@@ -78,7 +79,16 @@ func JUnit(w io.Writer, r *gate.Report) error {
 	for _, c := range r.Comparisons {
 		detail := fmt.Sprintf("baseline %s %s, candidate %s %s, delta %s, n %d/%d: %s", Dur(c.Baseline), spread(c.BaseSpread),
 			Dur(c.Candidate), spread(c.CandSpread), delta(c), c.NBaseline, c.NCandidate, c.Reason)
-		add(class(c.Service, c.Operation), c.Operation+" "+gate.QuantileName(c.Quantile), c.Verdict, c.Reason, detail)
+		var props []junitProperty
+		if c.Gating && c.Verdict == conventions.VerdictInconclusive {
+			// Spans per side that would decide it, or "none" (the reason says why).
+			n := "none"
+			if c.NNeeded > 0 {
+				n = fmt.Sprint(c.NNeeded)
+			}
+			props = append(props, junitProperty{"n_needed", n})
+		}
+		add(class(c.Service, c.Operation), c.Operation+" "+gate.QuantileName(c.Quantile), c.Verdict, c.Reason, detail, props...)
 	}
 	for _, o := range r.Operations {
 		if o.ErrorVerdict == conventions.VerdictFail {

@@ -101,6 +101,9 @@ func verdictCell(c gate.Comparison) string {
 	if !c.Gating {
 		return "(context)"
 	}
+	if c.Need != "" {
+		return c.Verdict + " " + c.Need
+	}
 	return c.Verdict
 }
 
@@ -186,6 +189,9 @@ type jsonComparison struct {
 	CITail     num  `json:"ci_tail"`
 	Histogram  bool `json:"histogram"`
 	Resolution num  `json:"bucket_resolution,omitempty"`
+	// Spans per side that would decide an inconclusive row (power analysis);
+	// null when decided, not gating, or when no number of spans would do.
+	NNeeded *int `json:"n_needed"`
 }
 
 type jsonOp struct {
@@ -237,6 +243,9 @@ func JSON(w io.Writer, r *gate.Report) error {
 		}
 		if c.Gating {
 			jc.Threshold = ptr(c.Threshold)
+		}
+		if c.NNeeded > 0 {
+			jc.NNeeded = &c.NNeeded
 		}
 		out.Comparisons = append(out.Comparisons, jc)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -46,7 +47,7 @@ func TestJSONHasNoNaN(t *testing.T) {
 		t.Fatalf("verdict %s, %d comparisons", doc.Verdict, len(doc.Comparisons))
 	}
 	last := doc.Comparisons[5]
-	if last["candidate"] != nil || last["ratio"] != nil || last["ci_high"] != nil || last["verdict"] != "inconclusive" {
+	if n, ok := last["n_needed"]; last["candidate"] != nil || last["ratio"] != nil || last["ci_high"] != nil || last["verdict"] != "inconclusive" || !ok || n != nil {
 		t.Errorf("undecidable comparison: %v", last)
 	}
 }
@@ -173,8 +174,18 @@ func TestContextRows(t *testing.T) {
 	}
 	contexts = 0
 	for i, c := range s.Suite.Cases {
-		if len(c.Props) != 1 || c.Props[0].Name != "verdict" || c.Props[0].Value != r.Comparisons[i].Verdict {
-			t.Errorf("%s: properties %+v, want verdict=%s", c.Name, c.Props, r.Comparisons[i].Verdict)
+		// verdict on every testcase; n_needed too on an inconclusive one
+		// ("none" here: no candidate spans, so no ratio to plan from).
+		want := []struct{ Name, Value string }{{"verdict", r.Comparisons[i].Verdict}}
+		if r.Comparisons[i].Verdict == "inconclusive" {
+			want = append(want, struct{ Name, Value string }{"n_needed", "none"})
+		}
+		got := make([]struct{ Name, Value string }, len(c.Props))
+		for j, p := range c.Props {
+			got[j] = struct{ Name, Value string }{p.Name, p.Value}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: properties %+v, want %+v", c.Name, got, want)
 			continue
 		}
 		if c.Props[0].Value == "context" {

@@ -238,3 +238,78 @@ func TestCDFAtInvertsQuantile(t *testing.T) {
 		}
 	}
 }
+
+// NeededN solves d = (z_(1-tail) + z_power)·se(n) for n, with the side of
+// the interval that faces the bound.
+func TestNeededN(t *testing.T) {
+	r := &Ratio{P: 0.99, NBase: 1000, NCand: 4000, bLo: 0.03, bHi: 0.05, cLo: 0.07, cHi: 0.11}
+	z := NormQuantile(1-0.025) + NormQuantile(0.8)
+	for _, tc := range []struct {
+		ratio  float64
+		sc, sb float64 // the errors that face the bound
+	}{{1.25, 0.07, 0.05}, {0.95, 0.11, 0.03}} {
+		r.logRatio = math.Log(tc.ratio)
+		n := r.NeededN(1.15, 0.025, 0.8, 0)
+		se := math.Sqrt((tc.sc*tc.sc*4000 + tc.sb*tc.sb*1000) / n)
+		if d := math.Abs(math.Log(tc.ratio / 1.15)); math.Abs(d/se-z) > 1e-9 {
+			t.Errorf("ratio %v: at n=%.0f the bound is %.4f standard errors away, want %.4f", tc.ratio, n, d/se, z)
+		}
+		// The pilot-variance allowance only ever asks for more.
+		if m := r.NeededN(1.15, 0.025, 0.8, 0.8); !(m > n) {
+			t.Errorf("ratio %v: with the allowance n=%.0f, without %.0f", tc.ratio, m, n)
+		}
+		if m := r.NeededN(1.15, 0.025, 0.9, 0); !(m > n) {
+			t.Errorf("ratio %v: 90%% power n=%.0f, 80%% n=%.0f", tc.ratio, m, n)
+		}
+	}
+	r.logRatio = math.Log(1.15)
+	if n := r.NeededN(1.15, 0.025, 0.8, 0.8); !math.IsInf(n, 1) {
+		t.Errorf("ratio on the bound: n=%v, want +Inf", n)
+	}
+	// A bucket spread wider than the distance: no n decides.
+	r.logRatio, r.cQuant, r.bQuant = math.Log(1.2), 0.02, 0.02
+	if n := r.NeededN(1.15, 0.025, 0.8, 0); !math.IsInf(n, 1) {
+		t.Errorf("bucket floor: n=%v, want +Inf", n)
+	}
+	if n := (&Ratio{Edges: true, NBase: 10, NCand: 10}).NeededN(1.15, 0.05, 0.8, 0.8); !math.IsNaN(n) {
+		t.Errorf("bucket-edge interval: n=%v, want NaN", n)
+	}
+}
+
+func TestSpreadAllowance(t *testing.T) {
+	prev := math.Inf(1)
+	for _, n := range []int{300, 1000, 3000, 10000, 100000, 1000000} {
+		g := spreadAllowance(n, 0.99, true, 0.8)
+		if !(g > 1 && g < prev) {
+			t.Errorf("n=%d: allowance %v, want in (1, %v)", n, g, prev)
+		}
+		prev = g
+	}
+	if g := spreadAllowance(1000000, 0.5, false, 0.8); g > 1.1 {
+		t.Errorf("p50 at 1M spans: allowance %v, want about 1", g)
+	}
+	if g := spreadAllowance(1000, 0.99, true, 0); g != 1 {
+		t.Errorf("conf 0: %v", g)
+	}
+}
+
+// Below the minimum sample the ratio makes no interval, but NeededN still
+// has a spread to work from (roughLogSE).
+func TestNeededNTooFewSpans(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	draw := func(f float64) []float64 {
+		x := make([]float64, 201)
+		for i := range x {
+			x[i] = f * 0.05 * math.Exp(0.5*r.NormFloat64())
+		}
+		slices.Sort(x)
+		return x
+	}
+	rt := NewRawRatio(draw(1), draw(1.6), 0.99)
+	if rt.Valid() {
+		t.Fatal("201 spans made a p99 interval")
+	}
+	if n := rt.NeededN(1.15, 0.05, 0.8, 0.8); math.IsNaN(n) || math.IsInf(n, 0) || n <= 0 {
+		t.Errorf("201 spans, p99 x1.6: n=%v", n)
+	}
+}
