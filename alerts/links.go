@@ -20,6 +20,7 @@ const (
 	RunbookHealth  = "operator-health.md"
 	RunbookSidecar = "opsight-sidecar.md"
 	RunbookRisk    = "risk-patterns.md"
+	RunbookVolume  = "operator-log-volume.md"
 )
 
 func runbookURL(file, anchor string) string { return RunbookBaseURL + file + "#" + anchor }

@@ -71,7 +71,8 @@ func Files() []File {
 		{Name: "operator-slo.yaml", Backend: Prometheus, Groups: sloGroups()},
 		{Name: "operator-health.yaml", Backend: Prometheus, Groups: healthGroups()},
 		{Name: "opsight-sidecar.yaml", Backend: Prometheus, Groups: sidecarGroups()},
-		{Name: "loki-risk-patterns.yaml", Backend: Loki, Groups: riskGroups()},
+		{Name: "operator-log-volume.yaml", Backend: Prometheus, Groups: logVolumeGroups()},
+		{Name: "loki-risk-patterns.yaml", Backend: Loki, Groups: append(riskGroups(), lokiLogVolumeGroups()...)},
 	}
 }
 

@@ -150,6 +150,8 @@ func goldenSignals() *dashboardBuilder {
 			queries: []query{{rate(c.MetricWorkqueueRetries, queueSel, "controller"), "{{controller}}", false}},
 		}))
 
+	b = logVolumeRow(b)
+
 	// Saturation.
 	b = b.WithRow(dashboard.NewRowBuilder("Saturation")).
 		WithPanel(timeSeries(panel{
@@ -192,4 +194,42 @@ func goldenSignals() *dashboardBuilder {
 			"Reconcile traces of the selected namespace and revision that took longer than the 0.5 s latency SLO or ended in error (TraceQL on Tempo); open one to see which call took the time, and its log lines (trace to logs).",
 			TracesQuery(), 24, 8))
 	return b
+}
+
+// Recorded series of alerts/rules/operator-log-volume.yaml the log volume
+// panel reads (a test checks a rule records each).
+const (
+	recLogVolumeYesterday = "service:opsight_log_records:rate1h_offset1d"
+	recLogVolumeMean      = "service:opsight_log_records:rate5m_avg1d"
+)
+
+// LogVolumeBaselineQuery shows the two baselines of the log-volume alerts per
+// service; the label baseline tells them apart.
+func LogVolumeBaselineQuery() string {
+	return fmt.Sprintf(`label_replace(sum by (%[1]s) (%[2]s{%[4]s}), "baseline", "same hour yesterday", "", "") or label_replace(sum by (%[1]s) (%[3]s{%[4]s}), "baseline", "1d mean", "", "")`,
+		c.LabelServiceName, recLogVolumeYesterday, recLogVolumeMean, scope)
+}
+
+// logVolumeRow: log lines per service against the baselines the
+// OperatorLogVolumeSpike/Drop alerts compare with, and which risk patterns
+// make up the volume.
+func logVolumeRow(b *dashboardBuilder) *dashboardBuilder {
+	zero := 0.0
+	return b.WithRow(dashboard.NewRowBuilder("Log volume")).
+		WithPanel(timeSeries(panel{
+			title: "Log volume vs baseline per service",
+			desc:  "Log lines per second per service, all revisions (opsight_log_records_total; service_name is the pod's service identity, set by the PodMonitor) against the same hour yesterday and the 1d mean, recorded by alerts/rules/operator-log-volume.yaml (baselines need those rules and a day of history). OperatorLogVolumeSpike fires when the 5-minute rate stays far above both baselines and above an absolute floor, OperatorLogVolumeDrop when it stays far below both; the factors are in docs/runbooks/operator-log-volume.md.",
+			unit:  "short", base: "green", min: &zero, w: 12,
+			queries: []query{
+				// All revisions, like the baselines.
+				{rate(c.MetricLogRecords, scope, c.LabelServiceName), "{{service_name}} now", false},
+				{LogVolumeBaselineQuery(), "{{service_name}} {{baseline}}", false},
+			},
+		})).
+		WithPanel(timeSeries(panel{
+			title: "Risk-pattern lines per service",
+			desc:  "Log lines per second per service and risk pattern (opsight_log_risk_total): which errors a volume spike is made of. A line can match several patterns. Each id has a runbook section in docs/runbooks/risk-patterns.md.",
+			unit:  "short", stacked: true, base: "green", min: &zero, w: 12,
+			queries: []query{{rate(c.MetricLogRisk, spanSel, c.LabelServiceName+", pattern"), "{{service_name}} {{pattern}}", false}},
+		}))
 }

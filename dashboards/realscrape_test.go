@@ -53,11 +53,16 @@ func TestRealScrape(t *testing.T) {
 	sidecarAddr, operatorAddr := testservers.FreeAddr(t), testservers.FreeAddr(t)
 	// Target labels stand in for Kubernetes service discovery; they fill in
 	// what the exposed series lack. honor_labels keeps the series' own
-	// namespace/cluster (span metrics carry the span's), the recommended
-	// PodMonitor setting for the sidecar.
+	// namespace/cluster (span metrics carry the span's), as the chart's
+	// PodMonitor does; service_name stands in for its relabeling of the
+	// webhook's opsight.dev/service-name annotation (the demo's service is
+	// etcd-operator). The log-volume rules run, so the panels that read
+	// their recorded series are checked on what they record.
+	volumeRules := filepath.Join(root, "alerts", "rules", "operator-log-volume.yaml")
 	cfg := fmt.Sprintf(`global:
   scrape_interval: 1s
   evaluation_interval: 1s
+rule_files: [%q]
 scrape_configs:
   - job_name: opsight-sidecar
     honor_labels: true
@@ -65,7 +70,7 @@ scrape_configs:
     always_scrape_classic_histograms: true
     static_configs:
       - targets: [%q]
-        labels: {cluster: demo, namespace: opsight-demo, pod: demo-operator-0, container: opsight-sidecar}
+        labels: {cluster: demo, namespace: opsight-demo, pod: demo-operator-0, container: opsight-sidecar, service_name: etcd-operator}
   - job_name: operator
     honor_labels: true
     scrape_native_histograms: true
@@ -73,7 +78,7 @@ scrape_configs:
     static_configs:
       - targets: [%q]
         labels: {cluster: demo, namespace: opsight-demo, pod: demo-operator-0, container: manager}
-`, sidecarAddr, operatorAddr)
+`, volumeRules, sidecarAddr, operatorAddr)
 	// Prometheus starts first (its targets are down until the demo runs), so
 	// a slow start cannot eat into the demo's 40 seconds.
 	prom := testservers.StartPrometheus(t, cfg)

@@ -73,5 +73,30 @@ func sidecarHealth() *dashboardBuilder {
 			unit: "short", base: "green", steps: []step{{500, "orange"}, {1000, "red"}}, thresholdLine: true, min: &zero, w: 8,
 			queries: []query{{fmt.Sprintf("max by (pod, exporter) (%s{%s})", c.MetricExportQueue, sidecarNR), "{{pod}} {{exporter}}", false}},
 		}))
+
+	// The sampler runs in the chart's gateway (another namespace and pods
+	// than the operators'), so these panels select by cluster only. Without
+	// any sampler every span is kept: "or on()" shows that (rate 1, all spans
+	// sampled) only when no sampler series exists at all.
+	gw := re(c.LabelCluster, VarCluster)
+	noSampler := func(expr string, labels ...string) string {
+		for i := 0; i < len(labels); i += 2 {
+			expr = fmt.Sprintf(`label_replace(%s, "%s", "%s", "", "")`, expr, labels[i], labels[i+1])
+		}
+		return expr
+	}
+	b = b.WithRow(dashboard.NewRowBuilder("Trace sampling")).
+		WithPanel(timeSeries(panel{
+			title: "Sampling rate by key", desc: "Fraction of traces the adaptivesampling processor keeps per key (opsight_sampling_rate, e.g. key = availability zone in the chart's gateway): baseline_ratio while healthy, 1 while the key's p99 or error ratio breaches and during the cool-down. The highest rate across gateway replicas. Shows 1 under \"no sampler\" when none runs: every span is then kept.",
+			unit: "percentunit", base: "green", steps: []step{{0.999, "orange"}}, thresholdLine: true, min: &zero,
+			queries: []query{{fmt.Sprintf("max by (key) (%s{%s}) or on() %s", c.MetricSamplingRate, gw,
+				noSampler(fmt.Sprintf("count(%s{%s}) * 0 + 1", c.MetricSpanCalls, scope), "key", "no sampler")), "{{key}}", false}},
+		})).
+		WithPanel(timeSeries(panel{
+			title: "Spans sampled and dropped by key", desc: "Sampling decisions per second by key and decision (opsight_sampling_decisions_total): sampled spans go on to Tempo, dropped ones do not (RED metrics still count them). Without a sampler, every span as sampled.",
+			unit: "ops", stacked: true, base: "green", min: &zero,
+			queries: []query{{fmt.Sprintf("sum by (key, decision) (rate(%s{%s}[$__rate_interval])) or on() %s", c.MetricSamplingDecisions, gw,
+				noSampler(rate(c.MetricSpanCalls, scope, ""), "key", "no sampler", "decision", "sampled")), "{{key}} {{decision}}", false}},
+		}))
 	return b
 }

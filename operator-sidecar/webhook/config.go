@@ -24,8 +24,14 @@ const (
 	AnnotationRevision  = "opsight.dev/revision"  // overrides the revision taken from the image tag
 	AnnotationContainer = "opsight.dev/container" // the operator container; default the first one
 	LabelInjected       = "opsight.dev/injected"  // set on injected pods, so a PodMonitor can select them
-	LabelRole           = "opsight.dev/role"      // "webhook" on the webhook's own pods: never injected
-	RoleWebhook         = "webhook"
+	// AnnotationServiceName is written, never read: the pod's service
+	// identity as derived (ServiceIdentity), so the PodMonitor can put it on
+	// the sidecar's metrics as service_name. An annotation, not a label:
+	// service names need not be valid label values. To choose the name, set
+	// opsight.dev/service.
+	AnnotationServiceName = "opsight.dev/service-name"
+	LabelRole             = "opsight.dev/role" // "webhook" on the webhook's own pods: never injected
+	RoleWebhook           = "webhook"
 )
 
 // Names the injected container and volumes use.

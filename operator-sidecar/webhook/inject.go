@@ -104,6 +104,8 @@ func Plan(cfg *Config, pod *corev1.Pod, namespace string) ([]patchOp, []string) 
 	} else {
 		ops = append(ops, patchOp{"add", "/metadata/labels/" + escape(LabelInjected), "true"})
 	}
+	// Injection is asked for by an annotation, so the pod has annotations.
+	ops = append(ops, patchOp{"add", "/metadata/annotations/" + escape(AnnotationServiceName), id.Name})
 	vols := sidecarVolumes(cfg)
 	if pod.Spec.Volumes == nil {
 		ops = append(ops, patchOp{"add", "/spec/volumes", vols})

@@ -222,6 +222,10 @@ func TestInjectFixtures(t *testing.T) {
 			if pod.Labels[LabelInjected] != "true" {
 				t.Errorf("label %s not set: %v", LabelInjected, pod.Labels)
 			}
+			// The PodMonitor's service_name: the sidecar's identity, exactly.
+			if got := pod.Annotations[AnnotationServiceName]; got != tc.service {
+				t.Errorf("annotation %s = %q, want the sidecar's OPSIGHT_SERVICE_NAME %q", AnnotationServiceName, got, tc.service)
+			}
 			checkLogAccess(t, cfg, pod, sc, env, tc.target)
 		})
 	}
