@@ -186,18 +186,15 @@ func (ip *injectedPod) stateBytes(t *testing.T) int64 {
 	return n
 }
 
-// chartWebhookConfig renders the chart and parses the injection settings its
-// ConfigMap gives the webhook.
-func chartWebhookConfig(t *testing.T, values ...string) webhook.Config {
+// chartConfigMaps renders the chart (helm template, offline, with args such
+// as -f and --set) and returns its ConfigMaps.
+func chartConfigMaps(t *testing.T, args ...string) []corev1.ConfigMap {
 	t.Helper()
 	root, err := testservers.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"template", "rel", filepath.Join(root, "deploy/helm/opsight"), "--namespace", "opsight-system"}
-	for _, v := range values {
-		args = append(args, "--set", v)
-	}
+	args = append([]string{"template", "rel", filepath.Join(root, "deploy/helm/opsight"), "--namespace", "opsight-system"}, args...)
 	cmd := exec.Command(testservers.Helm.MustPath(t), args...)
 	home := t.TempDir()
 	cmd.Env = append(os.Environ(), "HELM_CONFIG_HOME="+home, "HELM_CACHE_HOME="+home, "HELM_DATA_HOME="+home, "KUBECONFIG="+filepath.Join(home, "none"))
@@ -206,11 +203,30 @@ func chartWebhookConfig(t *testing.T, values ...string) webhook.Config {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, errb.String())
 	}
+	var cms []corev1.ConfigMap
 	for _, doc := range strings.Split(out.String(), "\n---") {
 		var cm corev1.ConfigMap
-		if err := yaml.Unmarshal([]byte(doc), &cm); err != nil || cm.Kind != "ConfigMap" {
-			continue
+		if err := yaml.Unmarshal([]byte(doc), &cm); err == nil && cm.Kind == "ConfigMap" {
+			cms = append(cms, cm)
 		}
+	}
+	return cms
+}
+
+// setArgs turns helm --set values into arguments.
+func setArgs(values []string) []string {
+	var args []string
+	for _, v := range values {
+		args = append(args, "--set", v)
+	}
+	return args
+}
+
+// chartWebhookConfig renders the chart and parses the injection settings its
+// ConfigMap gives the webhook.
+func chartWebhookConfig(t *testing.T, values ...string) webhook.Config {
+	t.Helper()
+	for _, cm := range chartConfigMaps(t, setArgs(values)...) {
 		raw, ok := cm.Data["inject.yaml"]
 		if !ok {
 			continue
@@ -221,7 +237,7 @@ func chartWebhookConfig(t *testing.T, values ...string) webhook.Config {
 		}
 		return cfg
 	}
-	t.Fatalf("the rendered chart has no ConfigMap with inject.yaml\n%s", out.String())
+	t.Fatal("the rendered chart has no ConfigMap with inject.yaml")
 	return webhook.Config{}
 }
 

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,7 +22,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
-	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/opsight/opsight/internal/conventions"
@@ -298,22 +296,9 @@ func gatewayConfigFromChart(t *testing.T, set ...string) map[string]any {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chart := filepath.Join(root, "deploy/helm/opsight")
-	args := []string{"template", "rel", chart, "--namespace", "opsight-system", "-f", filepath.Join(chart, "ci", "gateway-on.yaml")}
-	for _, v := range set {
-		args = append(args, "--set", v)
-	}
-	cmd := exec.Command(testservers.Helm.MustPath(t), args...)
-	home := t.TempDir()
-	cmd.Env = append(os.Environ(), "HELM_CONFIG_HOME="+home, "HELM_CACHE_HOME="+home, "HELM_DATA_HOME="+home, "KUBECONFIG="+filepath.Join(home, "none"))
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, errb.String())
-	}
-	for _, doc := range strings.Split(out.String(), "\n---") {
-		var cm corev1.ConfigMap
-		if err := yaml.Unmarshal([]byte(doc), &cm); err != nil || cm.Kind != "ConfigMap" || cm.Labels["app.kubernetes.io/component"] != "gateway" {
+	args := append([]string{"-f", filepath.Join(root, "deploy/helm/opsight", "ci", "gateway-on.yaml")}, setArgs(set)...)
+	for _, cm := range chartConfigMaps(t, args...) {
+		if cm.Labels["app.kubernetes.io/component"] != "gateway" {
 			continue
 		}
 		cfg := map[string]any{}
@@ -322,7 +307,7 @@ func gatewayConfigFromChart(t *testing.T, set ...string) map[string]any {
 		}
 		return cfg
 	}
-	t.Fatalf("the rendered chart has no gateway ConfigMap\n%s", out.String())
+	t.Fatal("the rendered chart has no gateway ConfigMap")
 	return nil
 }
 
