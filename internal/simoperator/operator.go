@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -535,4 +536,29 @@ func (o *Operator) flushSpans() {
 		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
 	}
 	o.spanErrs.Add(1)
+}
+
+// RunAll runs one operator per config side by side until ctx ends and
+// returns their stats in config order, or the first error.
+func RunAll(ctx context.Context, cfgs []Config) ([]Stats, error) {
+	ops := make([]*Operator, len(cfgs))
+	for i, c := range cfgs {
+		op, err := New(c)
+		if err != nil {
+			return nil, fmt.Errorf("pod %s: %w", c.Pod, err)
+		}
+		ops[i] = op
+	}
+	stats := make([]Stats, len(ops))
+	errs := make([]error, len(ops))
+	var wg sync.WaitGroup
+	for i, op := range ops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stats[i], errs[i] = op.Run(ctx)
+		}()
+	}
+	wg.Wait()
+	return stats, errors.Join(errs...)
 }

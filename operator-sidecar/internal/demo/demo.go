@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -150,27 +149,16 @@ func Run(ctx context.Context, set otelcol.CollectorSettings, o Options, w io.Wri
 
 	runCtx, cancel := context.WithTimeout(ctx, o.Duration)
 	defer cancel()
-	var wg sync.WaitGroup
-	stats := make([]simoperator.Stats, len(pods))
-	errs := make([]error, len(pods))
+	cfgs := make([]simoperator.Config, len(pods))
 	for i, p := range pods {
-		op, err := simoperator.New(simoperator.Config{
+		cfgs[i] = simoperator.Config{
 			LogRoot: logRoot, Namespace: ns, Pod: p.name, Revision: p.revision, Cluster: cluster,
 			ReconcilesPerSecond: o.Rate, SlowTailShare: p.slowShare, SlowTailFactor: 3,
 			OTLPEndpoint: "http://" + p.otlpAddr, Metrics: om, Seed: uint64(i + 1),
-		})
-		if err != nil {
-			col.Shutdown()
-			return nil, err
 		}
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			stats[i], errs[i] = op.Run(runCtx)
-		}(i)
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	stats, err := simoperator.RunAll(runCtx, cfgs)
+	if err != nil {
 		col.Shutdown()
 		return nil, err
 	}

@@ -14,7 +14,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -153,27 +152,17 @@ func Run(ctx context.Context, s Scenario, dir string) (*Result, error) {
 
 	runCtx, cancel := context.WithTimeout(ctx, s.Duration)
 	defer cancel()
-	stats := make([]simoperator.Stats, len(s.Pods))
-	errs := make([]error, len(s.Pods))
-	var wg sync.WaitGroup
+	cfgs := make([]simoperator.Config, len(s.Pods))
 	for i, p := range s.Pods {
-		op, err := simoperator.New(simoperator.Config{
+		cfgs[i] = simoperator.Config{
 			LogRoot: logRoot, Namespace: Namespace, Pod: p.Name, Revision: p.Revision, Cluster: Cluster, Service: Service,
 			ReconcilesPerSecond: s.Rate, Workers: 8, ErrorShare: p.ErrorShare, ErrorMessages: p.ErrorMessages,
 			SlowCallMethod: p.SlowCallMethod, SlowCallDelay: p.SlowCallDelay, SlowTailShare: p.SlowTailShare, SlowTailFactor: 3,
 			OTLPEndpoint: "http://" + addrs[i], Seed: s.Seed + uint64(i),
-		})
-		if err != nil {
-			return nil, err
 		}
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			stats[i], errs[i] = op.Run(runCtx)
-		}(i)
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	stats, err := simoperator.RunAll(runCtx, cfgs)
+	if err != nil {
 		return nil, err
 	}
 	res := &Result{OutDir: outDir, TracesGlob: filepath.Join(outDir, "traces-*.jsonl"), LogsGlob: filepath.Join(outDir, "logs-*.ndjson")}
