@@ -31,21 +31,7 @@ func MarkdownReport(w io.Writer, r *analysis.Report) error {
 		p.f("| dimension | value | n | estimate | against | |\n|---|---|---|---|---|---|\n")
 		for _, s := range f.Where {
 			for _, v := range s.Values {
-				mark := "~"
-				switch {
-				case v.Moved:
-					mark = "**moved**"
-				case v.TooFew:
-					mark = "too few spans"
-				}
-				est := "n/a"
-				if len(v.Estimates) > 0 {
-					var es []string
-					for _, e := range v.Estimates {
-						es = append(es, analysis.Describe(e))
-					}
-					est = strings.Join(es, "; ")
-				}
+				mark, est := splitMark(v, "**moved**"), splitEstimates(v)
 				p.f("| %s | %s | %d | %s | %s baseline | %s |\n", s.Dimension, mdEscape(v.Value), v.N, mdEscape(est), v.Against, mark)
 			}
 		}

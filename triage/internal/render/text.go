@@ -118,6 +118,30 @@ func cell(e analysis.Estimate) string {
 	return s + " " + arrow(e.Direction)
 }
 
+// splitMark is a split value's verdict: moved (spelled as the format
+// wants), too few spans, or ~ (the data cannot tell).
+func splitMark(v analysis.SplitValue, moved string) string {
+	switch {
+	case v.Moved:
+		return moved
+	case v.TooFew:
+		return "too few spans"
+	}
+	return "~"
+}
+
+// splitEstimates describes a split value's estimates, "n/a" without any.
+func splitEstimates(v analysis.SplitValue) string {
+	if len(v.Estimates) == 0 {
+		return "n/a"
+	}
+	es := make([]string, 0, len(v.Estimates))
+	for _, e := range v.Estimates {
+		es = append(es, analysis.Describe(e))
+	}
+	return strings.Join(es, "; ")
+}
+
 func arrow(dir string) string {
 	if dir == "up" {
 		return "▲"
@@ -144,21 +168,7 @@ func TextReport(w io.Writer, r *analysis.Report) error {
 				continue
 			}
 			for _, v := range s.Values {
-				mark := "~"
-				switch {
-				case v.Moved:
-					mark = "moved"
-				case v.TooFew:
-					mark = "too few spans"
-				}
-				est := "n/a"
-				if len(v.Estimates) > 0 {
-					var es []string
-					for _, e := range v.Estimates {
-						es = append(es, analysis.Describe(e))
-					}
-					est = strings.Join(es, "; ")
-				}
+				mark, est := splitMark(v, "moved"), splitEstimates(v)
 				p.f("             %-8s %-28s n=%-6d %s (vs %s baseline)  %s\n", s.Dimension, v.Value, v.N, est, v.Against, mark)
 			}
 		}
