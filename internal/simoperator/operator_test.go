@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -116,5 +117,38 @@ func TestErrorMessages(t *testing.T) {
 		if m != "etcdserver: request timed out" && strings.Contains(logs, m[:20]) {
 			t.Errorf("a default message %q was logged though ErrorMessages replaces them", m)
 		}
+	}
+}
+
+// TestCPUThrottle: the knob stretches the whole pod, the reconcile's own
+// time and each API call alike (their medians by about the factor), while
+// the shape of a reconcile (a GET is half a step of it) stays.
+func TestCPUThrottle(t *testing.T) {
+	medians := func(factor float64) (rec, get float64) {
+		spans, _ := collect(t, Config{CPUThrottleFactor: factor, Seed: 9})
+		var r, g []float64
+		for _, s := range spans {
+			d := s.EndTimestamp().AsTime().Sub(s.StartTimestamp().AsTime()).Seconds()
+			switch s.Name() {
+			case "Reconcile":
+				r = append(r, d)
+			case "GET":
+				g = append(g, d)
+			}
+		}
+		if len(r) < 20 || len(g) < 20 {
+			t.Fatalf("factor %v: %d reconciles, %d GETs", factor, len(r), len(g))
+		}
+		slices.Sort(r)
+		slices.Sort(g)
+		return r[len(r)/2], g[len(g)/2]
+	}
+	r1, g1 := medians(0)
+	r3, g3 := medians(3)
+	if r3 < 2*r1 || r3 > 4.5*r1 {
+		t.Errorf("reconcile median %v throttled ×3 vs %v: want about 3×", r3, r1)
+	}
+	if g3 < 2*g1 || g3 > 4.5*g1 {
+		t.Errorf("GET median %v throttled ×3 vs %v: want about 3× (every span slower, not one)", g3, g1)
 	}
 }

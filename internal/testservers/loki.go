@@ -271,7 +271,9 @@ func NewStrictLoki(opts ...LokiOption) *StrictLoki {
 }
 
 // StartStrictLoki starts the stand-in on a loopback port; it stops when the
-// test ends. It serves POST /loki/api/v1/push, GET /ready and GET /metrics.
+// test ends. It serves POST /loki/api/v1/push, GET /ready, GET /metrics and
+// a minimal GET /loki/api/v1/query_range (log queries of a stream selector
+// and label filters, see handleQueryRange).
 func StartStrictLoki(t testing.TB, opts ...LokiOption) *StrictLoki {
 	t.Helper()
 	s := NewStrictLoki(opts...)
@@ -292,6 +294,7 @@ func (s *StrictLoki) Handler() http.Handler {
 		}
 		s.handlePush(w, r)
 	})
+	mux.HandleFunc("/loki/api/v1/query_range", s.handleQueryRange)
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ready\n")
 	})
@@ -1456,4 +1459,256 @@ func (p *lokiLabelParser) escape(q byte, b *strings.Builder) error {
 		b.WriteByte(byte(v))
 	}
 	return nil
+}
+
+// handleQueryRange answers the minimal form of a log query over what was
+// stored, after Loki's HTTP API documentation
+// (https://grafana.com/docs/loki/latest/reference/loki-http-api/#query-logs-within-a-range-of-time)
+// and the LogQL documentation on label filter expressions
+// (https://grafana.com/docs/loki/latest/query/log_queries/#label-filter-expression):
+//
+//   - query: a stream selector of = matchers, then any number of label
+//     filters `| name="value"` or `| name!="value"`, each on a stream label
+//     or an entry's structured metadata (what `{…} | trace_id="…"` needs);
+//     anything else (regex matchers, line filters, parsers, metric queries)
+//     is a 400 naming what is not supported;
+//   - start, end: Unix nanoseconds or RFC 3339 (default: end = now, start =
+//     end - 1h), start inclusive, end exclusive; limit (default 100);
+//     direction backward (default, newest first) or forward;
+//   - the answer is resultType "streams". With the header
+//     X-Loki-Response-Encoding-Flags: categorize-labels, each value is
+//     [ts, line, {"structuredMetadata": {…}}] and streams carry only their
+//     labels; without it, structured metadata is folded into the stream
+//     labels (entries grouped by the combined set), as Loki does.
+//
+// Tenants: with WithLokiAuth the X-Scope-OrgID header names the tenant read;
+// else "fake".
+func (s *StrictLoki) handleQueryRange(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	_ = r.ParseForm()
+	q, err := parseLokiLogQuery(r.Form.Get("query"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	now := s.now()
+	end, err := lokiQueryTime(r.Form.Get("end"), now)
+	if err != nil {
+		http.Error(w, "invalid parameter \"end\": "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	start, err := lokiQueryTime(r.Form.Get("start"), end.Add(-time.Hour))
+	if err != nil {
+		http.Error(w, "invalid parameter \"start\": "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if end.Before(start) {
+		http.Error(w, "end timestamp must not be before or equal to start time", http.StatusBadRequest)
+		return
+	}
+	limit := 100
+	if l := r.Form.Get("limit"); l != "" {
+		if limit, err = strconv.Atoi(l); err != nil || limit <= 0 {
+			http.Error(w, "limit must be a positive value", http.StatusBadRequest)
+			return
+		}
+	}
+	forward := false
+	switch strings.ToLower(r.Form.Get("direction")) {
+	case "", "backward":
+	case "forward":
+		forward = true
+	default:
+		http.Error(w, "invalid direction", http.StatusBadRequest)
+		return
+	}
+	tenant := "fake"
+	if s.auth {
+		if tenant = r.Header.Get("X-Scope-OrgID"); tenant == "" {
+			http.Error(w, "no org id", http.StatusUnauthorized)
+			return
+		}
+	}
+	var hits []LokiEntry
+	for _, e := range s.Entries() {
+		if e.Tenant == tenant && !e.Timestamp.Before(start) && e.Timestamp.Before(end) && q.match(e) {
+			hits = append(hits, e)
+		}
+	}
+	sort.SliceStable(hits, func(i, j int) bool {
+		if forward {
+			return hits[i].Timestamp.Before(hits[j].Timestamp)
+		}
+		return hits[i].Timestamp.After(hits[j].Timestamp)
+	})
+	if len(hits) > limit {
+		hits = hits[:limit]
+	}
+	categorize := false
+	for _, f := range strings.Split(r.Header.Get("X-Loki-Response-Encoding-Flags"), ",") {
+		categorize = categorize || strings.TrimSpace(f) == "categorize-labels"
+	}
+	type stream struct {
+		Stream map[string]string `json:"stream"`
+		Values [][]any           `json:"values"`
+	}
+	var order []string
+	streams := map[string]*stream{}
+	for _, e := range hits {
+		labels := map[string]string{}
+		for k, v := range e.Labels {
+			labels[k] = v
+		}
+		v := []any{strconv.FormatInt(e.Timestamp.UnixNano(), 10), e.Line}
+		if categorize {
+			if len(e.StructuredMetadata) > 0 {
+				v = append(v, map[string]any{"structuredMetadata": e.StructuredMetadata})
+			}
+		} else {
+			for k, x := range e.StructuredMetadata {
+				labels[k] = x
+			}
+		}
+		key := lokiLabelSetString(labels)
+		st := streams[key]
+		if st == nil {
+			st = &stream{Stream: labels}
+			streams[key] = st
+			order = append(order, key)
+		}
+		st.Values = append(st.Values, v)
+	}
+	result := make([]*stream, 0, len(order))
+	for _, k := range order {
+		result = append(result, streams[k])
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": map[string]any{
+		"resultType": "streams", "result": result, "stats": map[string]any{}}})
+}
+
+func lokiQueryTime(s string, def time.Time) (time.Time, error) {
+	if s == "" {
+		return def, nil
+	}
+	if ns, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(0, ns).UTC(), nil
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		return time.Unix(0, int64(f*1e9)).UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("cannot parse %q to a valid timestamp", s)
+	}
+	return t.UTC(), nil
+}
+
+// lokiLogQuery is a stream selector and label filters.
+type lokiLogQuery struct {
+	selector lokiLabels
+	filters  []lokiLabelFilter
+}
+
+type lokiLabelFilter struct {
+	name, value string
+	not         bool
+}
+
+func (q lokiLogQuery) match(e LokiEntry) bool {
+	for _, l := range q.selector {
+		if e.Labels[l.Name] != l.Value {
+			return false
+		}
+	}
+	for _, f := range q.filters {
+		v, ok := e.StructuredMetadata[f.name]
+		if !ok {
+			v = e.Labels[f.name]
+		}
+		if (v == f.value) == f.not {
+			return false
+		}
+	}
+	return true
+}
+
+// parseLokiLogQuery reads `{a="1", b="2"} | name="v" | other!="w"`.
+func parseLokiLogQuery(in string) (lokiLogQuery, error) {
+	var q lokiLogQuery
+	unsupported := func(what string) error {
+		return fmt.Errorf("parse error: the Loki stand-in supports only a stream selector of = matchers and | name=\"value\" label filters, not %s", what)
+	}
+	// The selector ends at the first } outside a string.
+	end, quote := -1, byte(0)
+	for i := 0; i < len(in) && end < 0; i++ {
+		c := in[i]
+		switch {
+		case quote != 0 && c == '\\' && quote != '`':
+			i++
+		case quote != 0 && c == quote:
+			quote = 0
+		case quote != 0:
+		case c == '"' || c == '\'' || c == '`':
+			quote = c
+		case c == '}':
+			end = i
+		}
+	}
+	if end < 0 {
+		return q, fmt.Errorf("parse error: a log query starts with a stream selector {…}: %q", in)
+	}
+	sel, err := parseLokiLabels(in[:end+1])
+	if err != nil {
+		return q, err
+	}
+	if len(sel) == 0 {
+		return q, errors.New("parse error: queries require at least one regexp or equality matcher that does not have an empty-compatible value")
+	}
+	q.selector = sel
+	p := &lokiLabelParser{in: in, pos: end + 1}
+	for {
+		p.skipSpace()
+		if p.eof() {
+			return q, nil
+		}
+		if p.in[p.pos] != '|' || p.pos+1 < len(p.in) && (p.in[p.pos+1] == '=' || p.in[p.pos+1] == '~') {
+			return q, unsupported(fmt.Sprintf("%q", p.in[p.pos:]))
+		}
+		p.pos++
+		p.skipSpace()
+		start := p.pos
+		for !p.eof() && isLokiLabelChar(p.in[p.pos]) {
+			p.pos++
+		}
+		if start == p.pos || !isLokiLabelStart(p.in[start]) {
+			return q, unsupported(fmt.Sprintf("the stage %q", p.in[start:]))
+		}
+		f := lokiLabelFilter{name: p.in[start:p.pos]}
+		p.skipSpace()
+		switch {
+		case strings.HasPrefix(p.in[p.pos:], "!="):
+			f.not = true
+			p.pos += 2
+		case strings.HasPrefix(p.in[p.pos:], "=~"), strings.HasPrefix(p.in[p.pos:], "!~"):
+			return q, unsupported("regex label filters")
+		case strings.HasPrefix(p.in[p.pos:], "=="):
+			p.pos += 2
+		case strings.HasPrefix(p.in[p.pos:], "="):
+			p.pos++
+		default:
+			return q, unsupported(fmt.Sprintf("the stage %q", p.in[start:]))
+		}
+		p.skipSpace()
+		if p.eof() {
+			return q, errors.New("parse error: unexpected end of query")
+		}
+		if f.value, err = p.str(); err != nil {
+			return q, err
+		}
+		q.filters = append(q.filters, f)
+	}
 }

@@ -77,6 +77,54 @@ type sideData struct {
 	spans []int32 // indexes into Input.Spans
 	durs  []float64
 	errs  int
+	// Metrics mode (Input.Series): the span metrics' histogram, span and
+	// error counts; spans and durs are then only the fetched traces'.
+	hist            *stats.Histogram
+	count, errCount float64
+}
+
+// n is the number of spans the side's statistics stand on.
+func (d *sideData) n() int {
+	if d.hist != nil {
+		return int(math.Round(d.count))
+	}
+	return len(d.durs)
+}
+
+func (d *sideData) nErr() int {
+	if d.hist != nil {
+		return int(math.Round(d.errCount))
+	}
+	return d.errs
+}
+
+// quantile is the side's q-quantile: of the histogram in metrics mode.
+func (d *sideData) quantile(q float64) float64 {
+	if d.hist != nil {
+		h := normalized(d.hist)
+		return h.Quantile(q)
+	}
+	return stats.Quantile(d.durs, q)
+}
+
+// normalized is a sorted, merged copy of a histogram summed from series.
+func normalized(h *stats.Histogram) stats.Histogram {
+	c := stats.Histogram{Buckets: append([]stats.Bucket(nil), h.Buckets...), Exponential: h.Exponential}
+	c.Normalize()
+	return c
+}
+
+// addSeries adds one series' counts to a metrics-mode side.
+func (d *sideData) addSeries(s *data.Series) {
+	if d.hist == nil {
+		d.hist = &stats.Histogram{}
+	}
+	if s.Hist != nil {
+		d.hist.Buckets = append(d.hist.Buckets, s.Hist.Buckets...)
+		d.hist.Exponential = d.hist.Exponential || s.Hist.Exponential
+	}
+	d.count += s.Count
+	d.errCount += s.Errors
 }
 
 type op struct {
@@ -89,7 +137,19 @@ type op struct {
 type Input struct {
 	Spans []data.Span
 	Logs  []data.Log
+	// Series, when set, are the span metrics of both sides (online:
+	// Prometheus): what moved and where are decided on them, and Spans are
+	// only the traces fetched to attribute the added time and read the
+	// logs of. Options.From and To must then be set.
+	Series []data.Series
+	// LogCounts, when set, give the whole windows' log volume and risk
+	// patterns (online: the sidecar's counters); Logs are then only the
+	// lines of the fetched traces.
+	LogCounts *data.LogCounts
 }
+
+// metrics reports metrics mode.
+func (in *Input) metrics() bool { return len(in.Series) > 0 }
 
 // side of a span or log record: 0 baseline, 1 candidate, -1 neither.
 type classifier struct {
@@ -136,7 +196,7 @@ func Run(in Input, o Options) (*Report, error) {
 	if o.Service == "" {
 		return nil, errors.New("no service given: pass --service (the service.name of the spans, service_name in Loki)")
 	}
-	c, err := newClassifier(in.Spans, o)
+	c, err := newClassifier(in, o)
 	if err != nil {
 		return nil, err
 	}
@@ -164,8 +224,19 @@ func Run(in Input, o Options) (*Report, error) {
 	return r, nil
 }
 
-func newClassifier(spans []data.Span, o Options) (*classifier, error) {
+func newClassifier(in Input, o Options) (*classifier, error) {
+	spans := in.Spans
 	c := &classifier{o: o, windowMode: o.BaselineRevision == ""}
+	if in.metrics() {
+		if o.From.IsZero() || o.To.IsZero() || !o.To.After(o.From) {
+			return nil, errors.New("span metrics need the window: --from and --to (or --window)")
+		}
+		c.candFrom, c.candTo = o.From.UnixNano(), o.To.UnixNano()
+		if c.windowMode {
+			c.baseFrom, c.baseTo = c.candFrom-(c.candTo-c.candFrom), c.candFrom
+		}
+		return c, nil
+	}
 	var lo, hi int64 = math.MaxInt64, math.MinInt64
 	for i := range spans {
 		s := &spans[i]
@@ -218,6 +289,27 @@ func (a *analyzer) split() error {
 		revs[i], zones[i], pods[i] = map[string]bool{}, map[string]bool{}, map[string]bool{}
 	}
 	var first, last [2]int64
+	var counts [2]float64
+	for i := range a.in.Series {
+		s := &a.in.Series[i]
+		if s.Side != 0 && s.Side != 1 {
+			continue
+		}
+		k := opKey{s.Span, s.Kind}
+		p := a.byID[k]
+		if p == nil {
+			p = &op{key: k, base: sideData{hist: &stats.Histogram{}}, cand: sideData{hist: &stats.Histogram{}}}
+			a.byID[k] = p
+			a.ops = append(a.ops, p)
+		}
+		d := &p.base
+		if s.Side == 1 {
+			d = &p.cand
+		}
+		d.addSeries(s)
+		counts[s.Side] += s.Count
+		revs[s.Side][s.Res.Revision], zones[s.Side][s.Res.Zone], pods[s.Side][s.Res.Pod] = true, true, true
+	}
 	for i := range a.in.Spans {
 		s := &a.in.Spans[i]
 		sd := a.c.side(s.Res, s.Start)
@@ -226,6 +318,9 @@ func (a *analyzer) split() error {
 		}
 		k := opKey{s.Name, s.Kind}
 		p := a.byID[k]
+		if p == nil && a.in.metrics() {
+			continue // fetched spans explain the metrics' ops, they add none
+		}
 		if p == nil {
 			p = &op{key: k}
 			a.byID[k] = p
@@ -242,7 +337,9 @@ func (a *analyzer) split() error {
 		}
 		a.sides[sd] = append(a.sides[sd], int32(i))
 		traces[sd][s.Trace] = true
-		revs[sd][s.Res.Revision], zones[sd][s.Res.Zone], pods[sd][s.Res.Pod] = true, true, true
+		if !a.in.metrics() {
+			revs[sd][s.Res.Revision], zones[sd][s.Res.Zone], pods[sd][s.Res.Pod] = true, true, true
+		}
 		if first[sd] == 0 || s.Start < first[sd] {
 			first[sd] = s.Start
 		}
@@ -259,8 +356,14 @@ func (a *analyzer) split() error {
 	for i, dst := range []*Side{&a.r.Baseline, &a.r.Candidate} {
 		*dst = Side{Name: names[i], Spans: len(a.sides[i]), Traces: len(traces[i]),
 			Revisions: keys(revs[i]), Zones: keys(zones[i]), Pods: keys(pods[i])}
-		if a.c.windowMode {
+		if a.in.metrics() {
+			dst.Spans, dst.Fetched = int(math.Round(counts[i])), true
+		}
+		if a.c.windowMode || a.in.metrics() {
 			from, to := a.c.baseFrom, a.c.baseTo
+			if !a.c.windowMode {
+				from, to = a.c.candFrom, a.c.candTo
+			}
 			if i == 1 {
 				from, to = a.c.candFrom, a.c.candTo
 			}
@@ -273,16 +376,19 @@ func (a *analyzer) split() error {
 	if a.c.windowMode {
 		a.r.Mode = "window"
 	}
-	if len(a.sides[0]) == 0 || len(a.sides[1]) == 0 {
+	if a.in.metrics() {
+		a.r.Notes = append(a.r.Notes, fmt.Sprintf("what moved and where: the span metrics (%d spans baseline, %d candidate); the traces counted are those fetched to explain a move", a.r.Baseline.Spans, a.r.Candidate.Spans))
+	}
+	if a.r.Baseline.Spans == 0 || a.r.Candidate.Spans == 0 {
 		which := "baseline"
-		if len(a.sides[0]) > 0 {
+		if a.r.Baseline.Spans > 0 {
 			which = "candidate"
 		}
 		hint := "check --baseline-revision and --candidate-revision against the spans' service.version"
 		if a.c.windowMode {
 			hint = "widen --window or pass --from/--to that cover the data, or compare revisions with --baseline-revision"
 		}
-		return fmt.Errorf("no %s spans of %q (baseline %d, candidate %d spans): %s", which, a.o.Service, len(a.sides[0]), len(a.sides[1]), hint)
+		return fmt.Errorf("no %s spans of %q (baseline %d, candidate %d spans): %s", which, a.o.Service, a.r.Baseline.Spans, a.r.Candidate.Spans, hint)
 	}
 	sort.Slice(a.ops, func(i, j int) bool {
 		if a.ops[i].key.name != a.ops[j].key.name {
@@ -312,6 +418,37 @@ func keys(m map[string]bool) []string {
 type test struct {
 	p      float64
 	settle func(reject bool, level float64)
+}
+
+// latencyOf compares one quantile of two sides: their histograms in
+// metrics mode (the gate's NewHistogramRatio, buckets up to the threshold's
+// factor interpolated), else their raw durations.
+func latencyOf(b, c sideData, q, minRatio float64) (Estimate, *stats.Ratio) {
+	if b.hist == nil || c.hist == nil {
+		return latency(b.durs, c.durs, q, minRatio)
+	}
+	e := Estimate{Measure: gate.QuantileName(q), Quantile: q, PUp: 1, PDown: 1}
+	need := stats.MinSamples(q, stats.SETail)
+	nb, nc := b.n(), c.n()
+	bh, ch := normalized(b.hist), normalized(c.hist)
+	if nb < need || nc < need {
+		e.Reason = fmt.Sprintf("too few spans for %s: need %d per side, have %d and %d", e.Measure, need, nb, nc)
+		if nb > 0 && nc > 0 {
+			e.Baseline, e.Candidate = bh.Quantile(q), ch.Quantile(q)
+			e.Value = e.Candidate / e.Baseline
+		}
+		return e, nil
+	}
+	r := stats.NewHistogramRatio(&bh, &ch, q, minRatio)
+	if !r.Valid() {
+		e.Reason = "the histograms give no quantile"
+		return e, nil
+	}
+	e.Tested = true
+	e.Baseline, e.Candidate, e.Value = r.Base, r.Cand, r.Value()
+	e.PUp = r.PValueAbove(minRatio)
+	e.PDown = stats.NewHistogramRatio(&ch, &bh, q, minRatio).PValueAbove(minRatio)
+	return e, r
 }
 
 // latency compares one quantile of two sorted duration sets: up when the
@@ -374,10 +511,10 @@ func (a *analyzer) compare() {
 	var family []test
 	for _, p := range a.ops {
 		// Capacity fixed up front: the settle closures keep pointers into it.
-		p.res = Operation{Span: p.key.name, Kind: p.key.kind, NBaseline: len(p.base.durs), NCand: len(p.cand.durs),
+		p.res = Operation{Span: p.key.name, Kind: p.key.kind, NBaseline: p.base.n(), NCand: p.cand.n(),
 			Latency: make([]Estimate, 0, len(a.o.Quantiles))}
 		for _, q := range a.o.Quantiles {
-			e, ratio := latency(p.base.durs, p.cand.durs, q, a.o.MinRatio)
+			e, ratio := latencyOf(p.base, p.cand, q, a.o.MinRatio)
 			p.res.Latency = append(p.res.Latency, e)
 			if ratio == nil {
 				continue
@@ -404,7 +541,7 @@ func (a *analyzer) compare() {
 				}})
 			}
 		}
-		p.res.Errors = errorShare(p.base.errs, len(p.base.durs), p.cand.errs, len(p.cand.durs), a.o.ErrorDelta)
+		p.res.Errors = errorShare(p.base.nErr(), p.base.n(), p.cand.nErr(), p.cand.n(), a.o.ErrorDelta)
 		if e := &p.res.Errors; e.Tested {
 			for _, up := range []bool{true, false} {
 				pv := e.PDown
@@ -417,11 +554,11 @@ func (a *analyzer) compare() {
 					}
 					// How many times the baseline's share, at least (the
 					// interval's near end; a baseline of 0 counts as half an error).
-					floor := math.Max(e.Baseline, 0.5/float64(len(p.base.durs)))
+					floor := math.Max(e.Baseline, 0.5/float64(p.base.n()))
 					if up {
 						e.Direction, e.score = "up", (e.Baseline+e.Low)/floor
 					} else {
-						e.Direction, e.score = "down", floor/math.Max(e.Candidate, 0.5/float64(len(p.cand.durs)))
+						e.Direction, e.score = "down", floor/math.Max(e.Candidate, 0.5/float64(p.cand.n()))
 					}
 				}})
 			}

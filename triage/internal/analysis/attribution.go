@@ -5,7 +5,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/opsight/opsight/releasegate/stats"
 	"github.com/opsight/opsight/triage/internal/data"
 )
 
@@ -33,7 +32,7 @@ func (a *analyzer) band(d sideData, m Estimate) []int32 {
 			}
 		}
 	} else {
-		th := stats.Quantile(d.durs, m.Quantile)
+		th := d.quantile(m.Quantile)
 		for _, i := range idx {
 			if dur(i) < th && len(out) >= minBand {
 				break
@@ -87,7 +86,7 @@ func (a *analyzer) attribute(f *Finding) {
 	if !isLatency {
 		return
 	}
-	f.slowerThan = stats.Quantile(p.cand.durs, m.Quantile)
+	f.slowerThan = p.cand.quantile(m.Quantile)
 	byTrace := a.assemble(f.candTraces, f.baseTraces)
 	cand := a.selfTimes(cb, byTrace)
 	base := a.selfTimes(bb, byTrace)

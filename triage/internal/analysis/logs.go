@@ -35,7 +35,20 @@ func (a *analyzer) logSide(l *data.Log) (side int, untimed bool) {
 func (a *analyzer) logSummary() {
 	var lines [2]int
 	counts := [2]map[string]int{{}, {}}
+	if lc := a.in.LogCounts; lc != nil {
+		for sd := range 2 {
+			lines[sd] = int(math.Round(lc.Lines[sd]))
+			for p, n := range lc.Risk[sd] {
+				if c := int(math.Round(n)); c > 0 {
+					counts[sd][p] = c
+				}
+			}
+		}
+	}
 	for i := range a.in.Logs {
+		if a.in.LogCounts != nil {
+			break // the counters counted every line; these are only the fetched traces'
+		}
 		l := &a.in.Logs[i]
 		sd, untimed := a.logSide(l)
 		if untimed {
@@ -58,6 +71,12 @@ func (a *analyzer) logSummary() {
 		s.CandidatePerTrace = float64(lines[1]) / float64(a.r.Candidate.Traces)
 	}
 	s.Patterns = shifts(counts[0], counts[1], lines[0], lines[1], a.o.Alpha)
+	if a.in.LogCounts != nil {
+		s.BaselinePerTrace, s.CandidatePerTrace = 0, 0
+		if root := a.rootCounts(); root[0] > 0 && root[1] > 0 {
+			s.BaselinePerTrace, s.CandidatePerTrace = float64(lines[0])/root[0], float64(lines[1])/root[1]
+		}
+	}
 	if len(a.in.Logs) > 0 && lines[0]+lines[1] == 0 {
 		a.r.Warnings = append(a.r.Warnings, fmt.Sprintf("none of the %d log records is of service %q on either side: check --logs and --service", len(a.in.Logs), a.o.Service))
 	}
@@ -69,6 +88,18 @@ func (a *analyzer) logSummary() {
 			a.r.Warnings = append(a.r.Warnings, fmt.Sprintf("risk pattern %s rose (%d → %d lines, ×%.1f per line) though no span moved with it", p.Pattern, p.Baseline, p.Candidate, p.Lift))
 		}
 	}
+}
+
+// rootCounts is, in metrics mode, the span count of the busiest server
+// span (a reconcile's root), standing for the number of traces.
+func (a *analyzer) rootCounts() [2]float64 {
+	var best [2]float64
+	for _, p := range a.ops {
+		if p.key.kind == "SPAN_KIND_SERVER" && p.cand.count > best[1] {
+			best = [2]float64{p.base.count, p.cand.count}
+		}
+	}
+	return best
 }
 
 // patternInFindings reports whether a pattern shows in the traces of a

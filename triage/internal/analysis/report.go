@@ -21,9 +21,19 @@ type Report struct {
 	// Operations is every span name compared, moved or not.
 	Operations []Operation `json:"operations"`
 	Logs       LogSummary  `json:"logs"`
-	Warnings   []string    `json:"warnings"`
-	Notes      []string    `json:"notes"`
-	ExitCode   int         `json:"exit_code"`
+	// Queries are the backend queries an online triage ran, in order.
+	Queries  []Query  `json:"queries,omitempty"`
+	Warnings []string `json:"warnings"`
+	Notes    []string `json:"notes"`
+	ExitCode int      `json:"exit_code"`
+}
+
+// Query is one request to a backend.
+type Query struct {
+	Backend string `json:"backend"` // prometheus, tempo, loki
+	API     string `json:"api"`     // e.g. /api/v1/query
+	Query   string `json:"query"`
+	Answer  string `json:"answer"` // what came back, in a few words
 }
 
 // Side describes one side of the comparison.
@@ -36,6 +46,9 @@ type Side struct {
 	Revisions []string  `json:"revisions"`
 	Zones     []string  `json:"zones"`
 	Pods      []string  `json:"pods"`
+	// Fetched: Spans counts the span metrics, Traces only the traces
+	// fetched to explain a move (online).
+	Fetched bool `json:"traces_fetched_only,omitempty"`
 }
 
 // Operation is one span name (and kind) on both sides.

@@ -30,19 +30,11 @@ var dimensions = []dimension{
 // dimension's tests.
 func (a *analyzer) where(f *Finding) {
 	p := a.byID[opKey{f.Span, f.Kind}]
-	podZone := map[string]string{}
-	for _, i := range p.cand.spans {
-		r := a.in.Spans[i].Res
-		podZone[r.Pod] = r.Zone
-	}
+	podZone := a.podZones(p)
 	moved := map[string][]string{}
 	total := map[string][]string{}
 	for _, dim := range dimensions {
-		groups := map[string][]int32{}
-		for _, i := range p.cand.spans {
-			v := dim.get(a.in.Spans[i].Res)
-			groups[v] = append(groups[v], i)
-		}
+		groups := a.candGroups(p, dim)
 		values := make([]string, 0, len(groups))
 		for v := range groups {
 			values = append(values, v)
@@ -52,7 +44,8 @@ func (a *analyzer) where(f *Finding) {
 		split := Split{Dimension: dim.name, Values: make([]SplitValue, 0, len(values))}
 		var family []test
 		for _, v := range values {
-			sv := SplitValue{Value: v, N: len(groups[v]), Against: "all"}
+			cd := groups[v]
+			sv := SplitValue{Value: v, N: cd.n(), Against: "all"}
 			zone := ""
 			switch dim.name {
 			case "zone":
@@ -61,17 +54,10 @@ func (a *analyzer) where(f *Finding) {
 				zone = podZone[v]
 				sv.Zone = zone
 			}
-			cd := a.sideOf(groups[v])
 			bd := p.base
 			if zone != "" {
-				var same []int32
-				for _, i := range p.base.spans {
-					if a.in.Spans[i].Res.Zone == zone {
-						same = append(same, i)
-					}
-				}
-				if enough(len(same), f.Moves) {
-					bd, sv.Against = a.sideOf(same), "same zone"
+				if same := a.baseInZone(p, zone); enough(same.n(), f.Moves) {
+					bd, sv.Against = same, "same zone"
 				}
 			}
 			split.Values = append(split.Values, sv)
@@ -80,10 +66,10 @@ func (a *analyzer) where(f *Finding) {
 			for _, m := range f.Moves {
 				var e Estimate
 				if m.Measure == "errors" {
-					e = errorShare(bd.errs, len(bd.durs), cd.errs, len(cd.durs), a.o.ErrorDelta)
+					e = errorShare(bd.nErr(), bd.n(), cd.nErr(), cd.n(), a.o.ErrorDelta)
 				} else {
 					var r *stats.Ratio
-					e, r = latency(bd.durs, cd.durs, m.Quantile, a.o.MinRatio)
+					e, r = latencyOf(bd, cd, m.Quantile, a.o.MinRatio)
 					if r != nil {
 						e.Low, e.High = r.Interval(a.o.Alpha)
 					}
@@ -141,6 +127,73 @@ func enough(n int, ms []Estimate) bool {
 		}
 	}
 	return n > 0
+}
+
+// podZones maps the op's candidate pods to their zones.
+func (a *analyzer) podZones(p *op) map[string]string {
+	out := map[string]string{}
+	if a.in.metrics() {
+		for i := range a.in.Series {
+			s := &a.in.Series[i]
+			if s.Side == 1 && s.Span == p.key.name && s.Kind == p.key.kind {
+				out[s.Res.Pod] = s.Res.Zone
+			}
+		}
+		return out
+	}
+	for _, i := range p.cand.spans {
+		r := a.in.Spans[i].Res
+		out[r.Pod] = r.Zone
+	}
+	return out
+}
+
+// candGroups splits the op's candidate side by one dimension: its spans,
+// or in metrics mode its series.
+func (a *analyzer) candGroups(p *op, dim dimension) map[string]sideData {
+	out := map[string]sideData{}
+	if a.in.metrics() {
+		for i := range a.in.Series {
+			s := &a.in.Series[i]
+			if s.Side == 1 && s.Span == p.key.name && s.Kind == p.key.kind {
+				v := dim.get(&s.Res)
+				d := out[v]
+				d.addSeries(s)
+				out[v] = d
+			}
+		}
+		return out
+	}
+	idx := map[string][]int32{}
+	for _, i := range p.cand.spans {
+		v := dim.get(a.in.Spans[i].Res)
+		idx[v] = append(idx[v], i)
+	}
+	for v, is := range idx {
+		out[v] = a.sideOf(is)
+	}
+	return out
+}
+
+// baseInZone is the op's baseline side in one zone.
+func (a *analyzer) baseInZone(p *op, zone string) sideData {
+	if a.in.metrics() {
+		var d sideData
+		for i := range a.in.Series {
+			s := &a.in.Series[i]
+			if s.Side == 0 && s.Span == p.key.name && s.Kind == p.key.kind && s.Res.Zone == zone {
+				d.addSeries(s)
+			}
+		}
+		return d
+	}
+	var same []int32
+	for _, i := range p.base.spans {
+		if a.in.Spans[i].Res.Zone == zone {
+			same = append(same, i)
+		}
+	}
+	return a.sideOf(same)
 }
 
 func (a *analyzer) sideOf(idx []int32) sideData {

@@ -3,19 +3,23 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/opsight/opsight/triage/internal/alert"
 	"github.com/opsight/opsight/triage/internal/analysis"
 	"github.com/opsight/opsight/triage/internal/data"
 	"github.com/opsight/opsight/triage/internal/links"
+	"github.com/opsight/opsight/triage/internal/online"
 	"github.com/opsight/opsight/triage/internal/render"
 )
 
@@ -25,8 +29,14 @@ Offline, on the sidecar's embedded-default output (make demo):
   triage --dir DIR --baseline-revision v1.4.0            # DIR as printed by the demo
   triage --traces 'out/traces-*.jsonl' --logs 'out/logs-*.ndjson' --service etcd-operator --window 10m
 
+Online, from Prometheus (span metrics, exemplars), Tempo and Loki:
+  triage --prometheus http://prometheus:9090 --tempo http://tempo:3200 --loki http://loki:3100 \
+         --service etcd-operator --namespace etcd-system --window 30m --baseline-revision v1.4.0
+  triage --alert payload.json --prometheus … --tempo … --loki …   # an Alertmanager webhook body (- = stdin)
+
 Baseline: --baseline-revision (against --candidate-revision, or every other
-revision, in the same window), or else the window just before --from..--to.
+revision, in the same window), or else (--baseline previous-window) the
+window just before --from..--to.
 
 Exit codes: 0 nothing moved, 1 findings, 3 an error.
 
@@ -43,6 +53,11 @@ func (m *multi) Set(s string) error {
 
 // Main runs the command and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	return MainWith(args, os.Stdin, stdout, stderr, time.Now)
+}
+
+// MainWith is Main with stdin (for --alert -) and the clock given.
+func MainWith(args []string, stdin io.Reader, stdout, stderr io.Writer, now func() time.Time) int {
 	fs := flag.NewFlagSet("triage", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -58,6 +73,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		minRatio, errorDelta, alpha         float64
 		maxTraces                           int
 		grafana, promUID, tempoUID, lokiUID string
+		promURL, tempoURL, lokiURL          string
+		alertFile, baselineMode             string
+		lookback, timeout                   time.Duration
 	)
 	fs.Var(&traces, "traces", "OTLP JSON lines files (glob; repeatable), e.g. DIR/state/out/traces-*.jsonl")
 	fs.Var(&logs, "logs", "the sidecar's NDJSON log files (glob; repeatable), e.g. DIR/state/out/logs-*.ndjson")
@@ -80,6 +98,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&promUID, "prometheus-uid", links.PrometheusUID, "Prometheus data source UID (deploy/grafana/datasources.yaml)")
 	fs.StringVar(&tempoUID, "tempo-uid", links.TempoUID, "Tempo data source UID")
 	fs.StringVar(&lokiUID, "loki-uid", links.LokiUID, "Loki data source UID")
+	fs.StringVar(&promURL, "prometheus", "", "online: Prometheus base URL (span metrics, exemplars, the sidecar's log counters), e.g. http://prometheus:9090")
+	fs.StringVar(&tempoURL, "tempo", "", "online: Tempo base URL (traces by id, TraceQL search), e.g. http://tempo:3200")
+	fs.StringVar(&lokiURL, "loki", "", "online: Loki base URL (the traces' lines by trace_id), e.g. http://loki:3100")
+	fs.StringVar(&alertFile, "alert", "", "an Alertmanager webhook payload (file, or - for stdin): service, namespace, cluster, revision and the window from the alert")
+	fs.DurationVar(&lookback, "alert-lookback", 15*time.Minute, "with --alert: the window starts this long before the alert's startsAt")
+	fs.StringVar(&baselineMode, "baseline", "", "previous-window: compare with the window just before (the default without --baseline-revision)")
+	fs.DurationVar(&timeout, "timeout", 2*time.Minute, "online: give up after this long")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return analysis.ExitNothingMoved
@@ -98,8 +123,57 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		traces = append(traces, filepath.Join(out, "traces-*.jsonl"))
 		logs = append(logs, filepath.Join(out, "logs-*.ndjson"))
 	}
-	if len(traces) == 0 {
-		return fail(errors.New("no spans to read: pass --traces 'DIR/state/out/traces-*.jsonl' or --dir DIR (a demo directory)"))
+	isOnline := promURL != ""
+	switch {
+	case isOnline && len(traces)+len(logs) > 0:
+		return fail(errors.New("--prometheus (online) and --dir/--traces/--logs (offline) exclude each other"))
+	case !isOnline && (tempoURL != "" || lokiURL != ""):
+		return fail(errors.New("--tempo and --loki need --prometheus: the span metrics say what moved"))
+	case !isOnline && len(traces) == 0:
+		return fail(errors.New("no spans to read: pass --traces 'DIR/state/out/traces-*.jsonl' or --dir DIR (a demo directory), or --prometheus URL (online)"))
+	}
+	switch baselineMode {
+	case "":
+	case "previous-window":
+		if baseRev != "" {
+			return fail(errors.New("--baseline previous-window and --baseline-revision exclude each other"))
+		}
+	default:
+		return fail(fmt.Errorf("--baseline %q: expected previous-window (or use --baseline-revision R)", baselineMode))
+	}
+	var tg *alert.Target
+	if alertFile != "" {
+		var b []byte
+		var err error
+		if alertFile == "-" {
+			b, err = io.ReadAll(io.LimitReader(stdin, 16<<20))
+		} else {
+			b, err = os.ReadFile(alertFile)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("--alert: %v", err))
+		}
+		t, err := alert.Parse(b, now(), lookback)
+		if err != nil {
+			return fail(fmt.Errorf("--alert %s: %v", alertFile, err))
+		}
+		tg = &t
+		// The alert's labels, unless a flag says otherwise.
+		if service == "" {
+			service = t.Service
+		}
+		if namespace == "" {
+			namespace = t.Namespace
+		}
+		if cluster == "" {
+			cluster = t.Cluster
+		}
+		if baseRev != "" && candRev == "" && t.Revision != "" && t.Revision != baseRev {
+			candRev = t.Revision
+		}
+		if from == "" && to == "" && window == 0 {
+			from, to = t.From.Format(time.RFC3339Nano), t.To.Format(time.RFC3339Nano)
+		}
 	}
 	o := analysis.Options{Service: service, Namespace: namespace, Cluster: cluster, BaselineRevision: baseRev, CandidateRevision: candRev,
 		MinRatio: minRatio, ErrorDelta: errorDelta, Alpha: alpha, MaxTraces: maxTraces,
@@ -131,6 +205,36 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return fail(fmt.Errorf("--format %q: expected text, markdown or json", format))
 	}
 
+	if isOnline {
+		if o.Service == "" {
+			return fail(errors.New("online: pass --service (service_name of the span metrics) or --alert"))
+		}
+		if window > 0 {
+			if o.To.IsZero() {
+				o.To = now().UTC()
+			}
+			if o.From.IsZero() {
+				o.From = o.To.Add(-window)
+			}
+		}
+		if o.From.IsZero() || o.To.IsZero() {
+			return fail(errors.New("online: pass --window (ending at --to, default now), --from and --to, or --alert"))
+		}
+		if !o.To.After(o.From) {
+			return fail(fmt.Errorf("empty window %s..%s: --from must be before --to", o.From.Format(time.RFC3339), o.To.Format(time.RFC3339)))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		r, err := onlineRun(ctx, onlineSources(promURL, tempoURL, lokiURL), o)
+		if err != nil {
+			return fail(err)
+		}
+		noteAlert(r, tg)
+		if err := render.Write(stdout, r, f); err != nil {
+			return fail(fmt.Errorf("writing the report: %v", err))
+		}
+		return r.ExitCode
+	}
 	files, err := data.Glob("--traces", traces)
 	if err != nil {
 		return fail(err)
@@ -167,10 +271,35 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
+	noteAlert(r, tg)
 	if err := render.Write(stdout, r, f); err != nil {
 		return fail(fmt.Errorf("writing the report: %v", err))
 	}
 	return r.ExitCode
+}
+
+// onlineRun is online.Run (a variable for tests of the flags alone).
+var onlineRun = online.Run
+
+func onlineSources(prom, tempo, loki string) online.Sources {
+	return online.Sources{Prometheus: prom, Tempo: tempo, Loki: loki}
+}
+
+// noteAlert says in the report which alert it answers.
+func noteAlert(r *analysis.Report, t *alert.Target) {
+	if t == nil {
+		return
+	}
+	state := "firing"
+	if t.Resolved {
+		state = "resolved"
+	}
+	n := fmt.Sprintf("alert %s (%s, %d alert(s) of %s", t.Alert, state, t.Firing, t.Service)
+	if t.Revision != "" {
+		n += ", revision " + t.Revision
+	}
+	n += fmt.Sprintf("): window %s – %s", t.From.Format(time.RFC3339), t.To.Format(time.RFC3339))
+	r.Notes = append([]string{n}, r.Notes...)
 }
 
 func parseQuantiles(s string) ([]float64, error) {

@@ -8,6 +8,8 @@ package data
 import (
 	"encoding/hex"
 	"time"
+
+	"github.com/opsight/opsight/releasegate/stats"
 )
 
 // TraceID is a 128-bit trace id; all zeros means absent.
@@ -76,4 +78,27 @@ type Log struct {
 	// Line is the record as stored (the operator's line with the added
 	// fields), for showing; the sidecar's NDJSON keeps it valid JSON.
 	Line string
+}
+
+// Series is what the span metrics hold for one span name and kind, one
+// group of resources (a revision, a pod) and one side of a comparison: a
+// histogram of durations, the number of spans and how many failed. Online,
+// Prometheus fills these (increase over each side's window); the spans
+// then are only the traces fetched to explain a move.
+type Series struct {
+	Side   int // 0 baseline, 1 candidate
+	Span   string
+	Kind   string // SPAN_KIND_*
+	Res    Resource
+	Hist   *stats.Histogram
+	Count  float64
+	Errors float64
+}
+
+// LogCounts are log lines and lines per risk pattern of each side (0
+// baseline, 1 candidate), counted by the sidecar (opsight_log_records_total,
+// opsight_log_risk_total) rather than read line by line.
+type LogCounts struct {
+	Lines [2]float64
+	Risk  [2]map[string]float64
 }

@@ -20,6 +20,15 @@ import (
 type Client struct {
 	URL  string
 	HTTP *http.Client // default: 30 s timeout
+	// Record, when set, is told every query run (the API path, the query,
+	// what came back in a few words), so a report can list them.
+	Record func(api, query, answer string)
+}
+
+func (c Client) note(api, query, answer string) {
+	if c.Record != nil {
+		c.Record(api, query, answer)
+	}
 }
 
 func (c Client) get(ctx context.Context, path string, q url.Values, hdr http.Header, v any) error {

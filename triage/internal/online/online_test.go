@@ -219,3 +219,55 @@ func FuzzParsePromExemplars(f *testing.F) {
 		}
 	})
 }
+
+// TestTempoSearch reads a recorded Tempo search answer: ids without their
+// leading zeros, padded back.
+func TestTempoSearch(t *testing.T) {
+	var gotQ, gotLimit string
+	b, err := os.ReadFile(filepath.Join("testdata", "tempo_search_service.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotQ, gotLimit = r.URL.Query().Get("q"), r.URL.Query().Get("limit")
+		w.Write(b)
+	}))
+	defer srv.Close()
+	var recorded []string
+	c := Client{URL: srv.URL, Record: func(api, q, answer string) { recorded = append(recorded, api+" "+answer) }}
+	ids, err := c.Search(context.Background(), `{resource.service.name="etcd-operator"}`, time.Unix(1795630492, 0), time.Unix(1795630792, 0), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotQ != `{resource.service.name="etcd-operator"}` || gotLimit != "5" {
+		t.Errorf("sent q %q limit %q", gotQ, gotLimit)
+	}
+	if len(ids) != 5 || ids[0].String() != "00106f18ef28eaca9fc5092fe603f5f8" || ids[1].String() != "004de96eb14eadc7d45e39e3ce843bb3" {
+		t.Errorf("ids %v", ids)
+	}
+	if len(recorded) != 1 || recorded[0] != "/api/search 5 traces (limit 5)" {
+		t.Errorf("recorded %q", recorded)
+	}
+	if _, err := ParseTempoSearch([]byte(`{"traces":[{"traceID":"zz"}]}`)); err == nil {
+		t.Error("a bad trace id was accepted")
+	}
+}
+
+func FuzzParseTempoSearch(f *testing.F) {
+	b, _ := os.ReadFile(filepath.Join("testdata", "tempo_search_service.json"))
+	f.Add(b)
+	f.Add([]byte(`{"traces":[{"traceID":"0"},{"traceID":"1"},{"traceID":"01"}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ids, err := ParseTempoSearch(b)
+		if err != nil && ids != nil {
+			t.Fatal("ids with an error")
+		}
+		seen := map[[16]byte]bool{}
+		for _, id := range ids {
+			if id.IsZero() || seen[id] {
+				t.Fatalf("zero or repeated id %s kept", id)
+			}
+			seen[id] = true
+		}
+	})
+}

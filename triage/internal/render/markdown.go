@@ -16,7 +16,8 @@ func mdEscape(s string) string {
 func MarkdownReport(w io.Writer, r *analysis.Report) error {
 	p := &printer{w: w}
 	p.f("### Triage: %s\n\n", mdEscape(scope(r)))
-	p.f("%s. Baseline %d spans in %d traces, candidate %d spans in %d traces: **%s**.\n", mdEscape(comparing(r)), r.Baseline.Spans, r.Baseline.Traces, r.Candidate.Spans, r.Candidate.Traces, findingsLine(r))
+	side := sidesLine(r)
+	p.f("%s. %s: **%s**.\n", mdEscape(comparing(r)), strings.ToUpper(side[:1])+side[1:], findingsLine(r))
 	for _, f := range r.Findings {
 		p.f("\n#### %d. `%s` (%s)\n\n", f.Rank, mdEscape(f.Span), analysis.ShortKind(f.Kind))
 		p.f("%s\n\n", mdEscape(f.Headline))
@@ -73,6 +74,13 @@ func MarkdownReport(w io.Writer, r *analysis.Report) error {
 		p.f(" %s |\n", cell(o.Errors))
 	}
 	p.f("\n</details>\n")
+	if len(r.Queries) > 0 {
+		p.f("\n<details><summary>Queries run</summary>\n\n| backend | API | query | answer |\n|---|---|---|---|\n")
+		for _, q := range r.Queries {
+			p.f("| %s | `%s` | `%s` | %s |\n", q.Backend, q.API, mdEscape(q.Query), mdEscape(q.Answer))
+		}
+		p.f("\n</details>\n")
+	}
 	for _, s := range r.Warnings {
 		p.f("\n> **Warning:** %s\n", mdEscape(s))
 	}

@@ -153,7 +153,7 @@ func arrow(dir string) string {
 func TextReport(w io.Writer, r *analysis.Report) error {
 	p := &printer{w: w}
 	p.f("triage %s: %s\n", scope(r), comparing(r))
-	p.f("baseline %d spans in %d traces, candidate %d spans in %d traces: %s\n", r.Baseline.Spans, r.Baseline.Traces, r.Candidate.Spans, r.Candidate.Traces, findingsLine(r))
+	p.f("%s: %s\n", sidesLine(r), findingsLine(r))
 	for _, f := range r.Findings {
 		p.f("\n#%d %s\n", f.Rank, f.Headline)
 		for _, m := range f.Moves {
@@ -204,6 +204,12 @@ func TextReport(w io.Writer, r *analysis.Report) error {
 		}
 		p.f("  %s\n", cell(o.Errors))
 	}
+	if len(r.Queries) > 0 {
+		p.f("\nqueries run\n")
+		for _, q := range r.Queries {
+			p.f("  %-10s %-26s %s\n  %-10s %-26s → %s\n", q.Backend, q.API, q.Query, "", "", q.Answer)
+		}
+	}
 	for _, s := range r.Warnings {
 		p.f("warning: %s\n", s)
 	}
@@ -211,6 +217,16 @@ func TextReport(w io.Writer, r *analysis.Report) error {
 		p.f("note: %s\n", s)
 	}
 	return p.err
+}
+
+// sidesLine says how much each side holds: spans and traces read, or
+// online, spans counted by the span metrics and traces fetched.
+func sidesLine(r *analysis.Report) string {
+	if r.Baseline.Fetched || r.Candidate.Fetched {
+		return fmt.Sprintf("baseline %d spans (span metrics), %d traces fetched; candidate %d spans, %d traces fetched",
+			r.Baseline.Spans, r.Baseline.Traces, r.Candidate.Spans, r.Candidate.Traces)
+	}
+	return fmt.Sprintf("baseline %d spans in %d traces, candidate %d spans in %d traces", r.Baseline.Spans, r.Baseline.Traces, r.Candidate.Spans, r.Candidate.Traces)
 }
 
 func partLabel(c analysis.Contribution) string {

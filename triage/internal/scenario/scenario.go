@@ -43,6 +43,7 @@ type Pod struct {
 	ErrorShare           float64
 	ErrorMessages        []string
 	SlowTailShare        float64 // that share of reconciles take SlowTailFactor (3) times longer
+	CPUThrottle          float64 // everything the pod does takes that many times longer (0: not throttled)
 }
 
 // Scenario is a set of pods run together.
@@ -102,6 +103,20 @@ func AA() Scenario {
 	}}
 }
 
+// PodCPUThrottle: one candidate pod (etcd-operator-cand-a2, zone-a) is
+// CPU-throttled: everything it does takes 2.5 times longer, its reconciles'
+// own time and every API call alike. The other candidate pods, in the same
+// zone and the other, are as fast as the baseline.
+func PodCPUThrottle() Scenario {
+	return Scenario{Name: "pod-cpu-throttle", Seed: 53, Pods: []Pod{
+		{Name: "etcd-operator-base-a", Revision: Baseline, Zone: "zone-a"},
+		{Name: "etcd-operator-base-b", Revision: Baseline, Zone: "zone-b"},
+		{Name: "etcd-operator-cand-a1", Revision: Candidate, Zone: "zone-a"},
+		{Name: "etcd-operator-cand-a2", Revision: Candidate, Zone: "zone-a", CPUThrottle: 2.5},
+		{Name: "etcd-operator-cand-b", Revision: Candidate, Zone: "zone-b"},
+	}}
+}
+
 // Demo is what `make demo` runs (operator-sidecar/internal/demo): two pods
 // in one zone, the candidate slower at the tail (6% of reconciles 3× longer),
 // 100 reconciles per second each for 20 seconds.
@@ -157,7 +172,7 @@ func Run(ctx context.Context, s Scenario, dir string) (*Result, error) {
 		cfgs[i] = simoperator.Config{
 			LogRoot: logRoot, Namespace: Namespace, Pod: p.Name, Revision: p.Revision, Cluster: Cluster, Service: Service,
 			ReconcilesPerSecond: s.Rate, Workers: 8, ErrorShare: p.ErrorShare, ErrorMessages: p.ErrorMessages,
-			SlowCallMethod: p.SlowCallMethod, SlowCallDelay: p.SlowCallDelay, SlowTailShare: p.SlowTailShare, SlowTailFactor: 3,
+			SlowCallMethod: p.SlowCallMethod, SlowCallDelay: p.SlowCallDelay, SlowTailShare: p.SlowTailShare, SlowTailFactor: 3, CPUThrottleFactor: p.CPUThrottle,
 			OTLPEndpoint: "http://" + addrs[i], Seed: s.Seed + uint64(i),
 		}
 	}

@@ -141,6 +141,39 @@ func TestScenarios(t *testing.T) {
 			}
 			requireLinks(t, f)
 		}},
+		{"one candidate pod CPU-throttled", PodCPUThrottle(), func(t *testing.T, r *analysis.Report) {
+			if len(r.Findings) != 1 {
+				t.Fatalf("%d findings, want exactly 1 (Reconcile, the throttled pod): %+v", len(r.Findings), headlines(r))
+			}
+			f := r.Findings[0]
+			if f.Span != "Reconcile" || f.Moves[0].Direction != "up" || f.Moves[0].Measure == "errors" {
+				t.Errorf("finding %s %s %s, want a Reconcile latency rise", f.Span, f.Moves[0].Measure, f.Moves[0].Direction)
+			}
+			pods := split(f, "pod")
+			if got := movedValues(pods); len(got) != 1 || got[0] != "etcd-operator-cand-a2" {
+				t.Errorf("pods moved %v, want only etcd-operator-cand-a2; where: %s", got, f.WhereText)
+			}
+			if len(pods.Values) != 3 {
+				t.Errorf("pod split over %d pods, want the 3 candidate pods", len(pods.Values))
+			}
+			if !strings.Contains(f.WhereText, "one pod: etcd-operator-cand-a2") {
+				t.Errorf("where %q does not name the one pod", f.WhereText)
+			}
+			if got := movedValues(split(f, "zone")); len(got) > 1 || len(got) == 1 && got[0] != "zone-a" {
+				t.Errorf("zones moved %v, want at most the throttled pod's zone-a", got)
+			}
+			// Slow in everything: the pod's own time and its calls, so no
+			// one child span takes the added time.
+			if f.Time == nil || len(f.Time.Parts) == 0 || !f.Time.Parts[0].Self {
+				t.Errorf("time %+v: want the reconcile's own time first (a throttle slows everything, not one call)", f.Time)
+			}
+			for _, p := range f.Logs.Patterns {
+				if p.Rose {
+					t.Errorf("risk pattern %s rose, but none was injected", p.Pattern)
+				}
+			}
+			requireLinks(t, f)
+		}},
 		{"A/A", AA(), func(t *testing.T, r *analysis.Report) {
 			if len(r.Findings) != 0 || r.ExitCode != analysis.ExitNothingMoved {
 				t.Errorf("A/A: %d findings, exit %d, want none and 0: %v", len(r.Findings), r.ExitCode, headlines(r))
