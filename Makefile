@@ -9,7 +9,7 @@ REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 LDFLAGS  := -s -w -X github.com/opsight/opsight/internal/buildinfo.version=$(VERSION) -X github.com/opsight/opsight/internal/buildinfo.revision=$(REVISION)
 
-.PHONY: demo test tools lint unit e2e all-tests fuzz bench generate image build bump actionlint release-check
+.PHONY: demo test tools lint unit e2e cluster all-tests fuzz bench generate image build bump actionlint release-check
 
 demo:
 	$(GO) run ./operator-sidecar demo
@@ -17,7 +17,8 @@ demo:
 test: tools lint fuzz all-tests
 
 # Real third-party programs the tests drive, built from their tool modules.
-tools: $(BIN)/prometheus $(BIN)/promtool $(BIN)/helm $(BIN)/victoria-logs $(BIN)/jaeger $(BIN)/podlogs $(BIN)/staticcheck
+tools: $(BIN)/prometheus $(BIN)/promtool $(BIN)/helm $(BIN)/victoria-logs $(BIN)/jaeger $(BIN)/podlogs $(BIN)/staticcheck \
+	$(BIN)/etcd $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/kube-scheduler $(BIN)/kubectl $(BIN)/kwok
 
 $(BIN)/prometheus:
 	cd tools/prometheus && $(GO) build -o $@ github.com/prometheus/prometheus/cmd/prometheus
@@ -31,6 +32,21 @@ $(BIN)/jaeger:
 	cd tools/jaeger && $(GO) build -o $@ github.com/jaegertracing/jaeger/cmd/jaeger
 $(BIN)/podlogs: $(wildcard tools/podlogs/*.go) tools/podlogs/go.mod
 	cd tools/podlogs && $(GO) build -o $@ .
+# The control plane of test/cluster. Kubernetes binaries built outside its
+# own scripts report v0.0.0-master unless stamped; Helm reads that version.
+KUBE_VERSION = $(shell cd tools/kube && $(GO) list -m -f '{{.Version}}' k8s.io/kubernetes)
+KUBE_LDFLAGS = -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
+	-X k8s.io/component-base/version.gitMajor=$(word 1,$(subst ., ,$(KUBE_VERSION:v%=%))) \
+	-X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(KUBE_VERSION:v%=%))) \
+	-X k8s.io/component-base/version.gitTreeState=clean
+$(BIN)/etcd: tools/etcd/go.mod
+	cd tools/etcd && $(GO) build -o $@ go.etcd.io/etcd/server/v3
+$(BIN)/kube-%: tools/kube/go.mod
+	cd tools/kube && $(GO) build -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-$*
+$(BIN)/kubectl: tools/kube/go.mod
+	cd tools/kube && $(GO) build -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kubectl
+$(BIN)/kwok: tools/kwok/go.mod
+	cd tools/kwok && $(GO) build -o $@ sigs.k8s.io/kwok/cmd/kwok
 $(BIN)/staticcheck: tools/staticcheck/go.mod
 	cd tools/staticcheck && $(GO) build -o $@ honnef.co/go/tools/cmd/staticcheck
 
@@ -56,6 +72,10 @@ unit:
 
 e2e: tools
 	$(GO) test -count=1 -timeout 40m ./test/e2e/
+
+# The real control plane alone (test/cluster).
+cluster: tools
+	$(GO) test -count=1 -timeout 30m ./test/cluster/
 
 all-tests:
 	$(GO) test -count=1 -timeout 45m ./...

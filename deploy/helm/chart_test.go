@@ -259,6 +259,9 @@ func TestTemplate(t *testing.T) {
 			map[string]int{"Deployment": 2, "HorizontalPodAutoscaler": 1, "Certificate": 1, "Issuer": 1, "Secret": 0, "Role": 2, "RoleBinding": 2,
 				"NetworkPolicy": 2, "PodDisruptionBudget": 1, "ServiceMonitor": 1, "PodMonitor": 1},
 			true, true, true, true},
+		// cert-manager's CRDs alone (the cert-manager.io/v1 API) do not switch cert-manager on.
+		{"minimal-cert-manager-crds", []string{"-f", "ci/minimal.yaml", "--kube-version", "1.31.0", "--api-versions", certAPI},
+			map[string]int{"Secret": 1, "Certificate": 0, "Issuer": 0}, true, false, false, true},
 		{"no-prom-operator", []string{"-f", "ci/no-prom-operator.yaml", "--kube-version", "1.31.0", "--api-versions", promAPI, "--api-versions", certAPI},
 			map[string]int{"PrometheusRule": 0, "PodMonitor": 0, "Certificate": 0, "Secret": 1, "Role": 1, "RoleBinding": 1}, false, false, false, false},
 	} {
@@ -301,6 +304,8 @@ func TestTemplateRejectsBadValues(t *testing.T) {
 		{[]string{"gateway.enabled=true", "gateway.tracesEndpoint=http://tempo:4318", "gateway.resources.limits.memory=1.5Gi"}, `resources.limits.memory "1.5Gi"`},
 		{[]string{"webhook.restrictedNamespaces=allow"}, "restrictedNamespaces"},
 		{[]string{"webhook.failurePolicy=Sometimes"}, "failurePolicy"},
+		{[]string{"webhook.certManager.enabled=auto"}, "webhook.certManager.enabled: auto is no longer accepted"},
+		{[]string{"webhook.certManager.enabled=maybe"}, "certManager"},
 		{[]string{"sidecar.unknownKey=1"}, "unknownKey"},
 		{[]string{"sidecar.logSource=api", "sidecar.apiLogAccess[0].serviceAccounts[0]=sa"}, "namespace"},
 	} {

@@ -164,11 +164,27 @@ func TestSidecarTemplateMatchesWebhook(t *testing.T) {
 				t.Errorf("opsight.sidecarVolumes differs from the webhook's volumes:\nwebhook:  %s\ntemplate: %s", w, g)
 			}
 			// Both renderings agreeing is not enough: api mode needs the
-			// sidecar's own token (the ServiceAccount admission plugin never
-			// mounts one into a container a webhook adds), file mode none.
+			// sidecar's own token (it works even with
+			// automountServiceAccountToken: false), file mode none, and in
+			// both the sidecar mounts something at the service-account path
+			// so that the ServiceAccount admission plugin gives it no copy of
+			// the pod's token.
 			api := cfg.LogSource == webhook.LogSourceAPI
 			if got := hasTokenVolume(spec.Volumes, gotC); got != api {
 				t.Errorf("logSource %s: template has the %s volume and mount: %t, want %t", cfg.LogSource, webhook.VolumeKubeAPIAccess, got, api)
+			}
+			wantAt := webhook.VolumeNoSAToken
+			if api {
+				wantAt = webhook.VolumeKubeAPIAccess
+			}
+			var at []string
+			for _, m := range gotC.VolumeMounts {
+				if m.MountPath == webhook.ServiceAccountMountPath {
+					at = append(at, m.Name)
+				}
+			}
+			if len(at) != 1 || at[0] != wantAt {
+				t.Errorf("logSource %s: template mounts %v at %s, want only %s", cfg.LogSource, at, webhook.ServiceAccountMountPath, wantAt)
 			}
 		})
 	}

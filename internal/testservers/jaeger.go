@@ -14,7 +14,7 @@ import (
 // Jaeger is Jaeger v2 (an OpenTelemetry Collector distribution): the real
 // trace backend the end-to-end tests send OTLP to in Tempo's place (Tempo's
 // module is AGPL; see docs/e2e.md).
-var Jaeger = Tool{"jaeger", "tools/jaeger", "github.com/jaegertracing/jaeger/cmd/jaeger"}
+var Jaeger = Tool{Name: "jaeger", Module: "tools/jaeger", Pkg: "github.com/jaegertracing/jaeger/cmd/jaeger"}
 
 // JaegerServer is a running Jaeger v2 process with in-memory storage.
 type JaegerServer struct {

@@ -16,7 +16,7 @@ import (
 // kubelet CRI log files. The stream bytes come from the kubelet's own log
 // reader (k8s.io/cri-client/pkg/logs.ReadLogs), which is as close to a real
 // kube-apiserver + kubelet as a machine without a cluster gets.
-var PodLogs = Tool{"podlogs", "tools/podlogs", "github.com/opsight/opsight/tools/podlogs"}
+var PodLogs = Tool{Name: "podlogs", Module: "tools/podlogs", Pkg: "github.com/opsight/opsight/tools/podlogs"}
 
 // PodLogsServer is a running podlogs process.
 type PodLogsServer struct {

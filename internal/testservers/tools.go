@@ -20,11 +20,14 @@ type Tool struct {
 	Name   string // binary name under .bin/
 	Module string // tool module directory, relative to the repo root
 	Pkg    string // package path to build
+	// LDFlags, when set, returns -ldflags for the build from the tool
+	// module's directory (e.g. a version stamp read from its go.mod).
+	LDFlags func(moduleDir string) (string, error)
 }
 
 var (
-	Prometheus = Tool{"prometheus", "tools/prometheus", "github.com/prometheus/prometheus/cmd/prometheus"}
-	Promtool   = Tool{"promtool", "tools/prometheus", "github.com/prometheus/prometheus/cmd/promtool"}
+	Prometheus = Tool{Name: "prometheus", Module: "tools/prometheus", Pkg: "github.com/prometheus/prometheus/cmd/prometheus"}
+	Promtool   = Tool{Name: "promtool", Module: "tools/prometheus", Pkg: "github.com/prometheus/prometheus/cmd/promtool"}
 )
 
 // RepoRoot is the directory holding the root go.mod.
@@ -60,8 +63,17 @@ func (tl Tool) Path() (string, error) {
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
 	}
-	cmd := exec.Command("go", "build", "-o", out, tl.Pkg)
-	cmd.Dir = filepath.Join(root, tl.Module)
+	dir := filepath.Join(root, tl.Module)
+	args := []string{"build", "-o", out}
+	if tl.LDFlags != nil {
+		ld, err := tl.LDFlags(dir)
+		if err != nil {
+			return "", fmt.Errorf("building %s: %v", tl.Name, err)
+		}
+		args = append(args, "-ldflags", ld)
+	}
+	cmd := exec.Command("go", append(args, tl.Pkg)...)
+	cmd.Dir = dir
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building %s in %s: %v\n%s", tl.Pkg, tl.Module, err, b)
 	}

@@ -19,7 +19,7 @@ import (
 // place: it accepts Loki's push protocol (protobuf+snappy and JSON, stream
 // labels and structured metadata) and is queryable with LogsQL. Loki itself
 // cannot be used: its module is AGPL (see docs/e2e.md).
-var VictoriaLogs = Tool{"victoria-logs", "tools/victorialogs", "github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs"}
+var VictoriaLogs = Tool{Name: "victoria-logs", Module: "tools/victorialogs", Pkg: "github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs"}
 
 // VictoriaLogsServer is a running VictoriaLogs process.
 type VictoriaLogsServer struct {

@@ -47,9 +47,18 @@ const (
 	DefaultPodLogsHost = "/var/log/pods"
 	// VolumeKubeAPIAccess is the sidecar's own service-account token volume
 	// in api mode, a copy of the kube-api-access-* volume the ServiceAccount
-	// admission plugin adds. That plugin runs before mutating webhooks, so it
-	// never mounts its volume into a container the webhook adds.
+	// admission plugin adds. The sidecar needs it even when the pod sets
+	// automountServiceAccountToken: false (then the plugin adds nothing).
 	VolumeKubeAPIAccess = "opsight-kube-api-access"
+	// VolumeNoSAToken is the small empty volume the sidecar mounts read-only
+	// at ServiceAccountMountPath in file mode, so that the pod's
+	// service-account token is never mounted into it. The API server re-runs
+	// its built-in admission plugins after a mutating webhook changed the
+	// pod, and the ServiceAccount plugin then mounts kube-api-access-* into
+	// every container, the injected one included, that has no volumeMount
+	// at exactly that path (see sidecarVolumes). Its name must not start
+	// with "kube-api-access-": the plugin would take it for its own volume.
+	VolumeNoSAToken = "opsight-no-sa-token"
 	// ServiceAccountMountPath is where client-go and the sidecar look for
 	// token, ca.crt and namespace.
 	ServiceAccountMountPath = "/var/run/secrets/kubernetes.io/serviceaccount"

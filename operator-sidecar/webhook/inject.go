@@ -9,6 +9,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/opsight/opsight/internal/conventions"
@@ -204,9 +205,15 @@ func sidecarContainer(cfg *Config, target *corev1.Container, revision, service s
 			SubPathExpr: "$(" + conventions.EnvPodNamespace + ")_$(" + conventions.EnvPodName + ")_$(" + EnvPodUID + ")",
 		})
 	}
+	// Exactly one mount at the service-account path in either mode: the
+	// sidecar's own token in api mode, an empty volume in file mode (which
+	// needs no token), so the ServiceAccount admission plugin adds none.
 	if cfg.LogSource == LogSourceAPI {
 		mounts = append(mounts, corev1.VolumeMount{
 			Name: VolumeKubeAPIAccess, MountPath: ServiceAccountMountPath, ReadOnly: true})
+	} else {
+		mounts = append(mounts, corev1.VolumeMount{
+			Name: VolumeNoSAToken, MountPath: ServiceAccountMountPath, ReadOnly: true})
 	}
 	c := corev1.Container{
 		Name:            cfg.ContainerName,
@@ -256,19 +263,40 @@ func sidecarVolumes(cfg *Config) []corev1.Volume {
 	}
 	if cfg.LogSource == LogSourceAPI {
 		vols = append(vols, kubeAPIAccessVolume())
+	} else {
+		vols = append(vols, noSATokenVolume())
 	}
 	return vols
 }
 
+// noSATokenVolume keeps the pod's service-account token out of the file-mode
+// sidecar, which calls no API. A mutating webhook's patch makes the API
+// server run its built-in mutating admission plugins again
+// (k8s.io/apiserver/pkg/admission/reinvocation.go); the ServiceAccount
+// plugin then mounts its kube-api-access-* volume into every init
+// (native sidecar included) and regular container without a volumeMount whose
+// mountPath is exactly /var/run/secrets/kubernetes.io/serviceaccount
+// (k8s.io/kubernetes plugin/pkg/admission/serviceaccount/admission.go,
+// mountServiceAccountToken: "Existing mounts at the default mount path
+// prevent mounting of the API token"). The sidecar's read-only mount of this
+// empty volume at that path is such a mount. emptyDir is allowed by every
+// Pod Security level; memory-backed and capped at 1Ki, it holds nothing.
+func noSATokenVolume() corev1.Volume {
+	size := resource.MustParse("1Ki")
+	return corev1.Volume{Name: VolumeNoSAToken, VolumeSource: corev1.VolumeSource{
+		EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: &size}}}
+}
+
 // kubeAPIAccessVolume is the service-account token, cluster CA and namespace
 // the sidecar needs to stream pods/log in api mode, built like the
-// kube-api-access-* volume (as Istio does for its proxy): the ServiceAccount
-// admission plugin mounts its own volume only into the containers that exist
-// before mutating webhooks run. The token is bound to the pod and its service
-// account, so the RoleBinding still names the pod's service account. It is
-// added even when the pod sets automountServiceAccountToken: false, which
-// only stops the automatic mount: the sidecar cannot work without it, and the
-// operator's own containers still get no token.
+// kube-api-access-* volume (as Istio does for its proxy). With it mounted at
+// the service-account path, the ServiceAccount admission plugin, re-run after
+// the webhook's patch, adds no second mount to the sidecar (see
+// noSATokenVolume). The token is bound to the pod and its service account,
+// so the RoleBinding still names the pod's service account. It is added even
+// when the pod sets automountServiceAccountToken: false, which only stops the
+// automatic mount: the sidecar cannot work without it, and the operator's own
+// containers still get no token.
 func kubeAPIAccessVolume() corev1.Volume {
 	return corev1.Volume{Name: VolumeKubeAPIAccess, VolumeSource: corev1.VolumeSource{
 		Projected: &corev1.ProjectedVolumeSource{

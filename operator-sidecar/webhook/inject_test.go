@@ -327,6 +327,7 @@ func checkAPIAccess(t *testing.T, api bool, pod *corev1.Pod, sc *corev1.Containe
 			mount, nMount = &sc.VolumeMounts[i], nMount+1
 		}
 	}
+	checkNoSATokenShadow(t, !api, pod, sc)
 	if !api {
 		if nVol != 0 || nMount != 0 {
 			t.Errorf("file mode: %d %s volumes and %d mounts, want none", nVol, VolumeKubeAPIAccess, nMount)
@@ -355,6 +356,120 @@ func checkAPIAccess(t *testing.T, api bool, pod *corev1.Pod, sc *corev1.Containe
 		`"defaultMode":420}}`
 	if got, _ := json.Marshal(vol); string(got) != want {
 		t.Errorf("token volume:\n got %s\nwant %s", got, want)
+	}
+}
+
+// checkNoSATokenShadow: in file mode the pod has the opsight-no-sa-token
+// volume exactly once (a memory-backed emptyDir of 1Ki, a volume type every
+// Pod Security level allows) and only the sidecar mounts it, read-only at the
+// service-account path; in api mode neither exists.
+func checkNoSATokenShadow(t *testing.T, want bool, pod *corev1.Pod, sc *corev1.Container) {
+	t.Helper()
+	var vol *corev1.Volume
+	nVol := 0
+	for i := range pod.Spec.Volumes {
+		if pod.Spec.Volumes[i].Name == VolumeNoSAToken {
+			vol, nVol = &pod.Spec.Volumes[i], nVol+1
+		}
+	}
+	var mounts []corev1.VolumeMount
+	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for i := range cs {
+			for _, m := range cs[i].VolumeMounts {
+				if m.Name != VolumeNoSAToken {
+					continue
+				}
+				if cs[i].Name != sc.Name {
+					t.Errorf("container %s mounts %s", cs[i].Name, VolumeNoSAToken)
+				}
+				mounts = append(mounts, m)
+			}
+		}
+	}
+	if !want {
+		if nVol != 0 || len(mounts) != 0 {
+			t.Errorf("api mode: %d %s volumes and %d mounts, want none", nVol, VolumeNoSAToken, len(mounts))
+		}
+		return
+	}
+	if nVol != 1 || len(mounts) != 1 {
+		t.Fatalf("file mode: %d %s volumes and %d mounts, want 1 each", nVol, VolumeNoSAToken, len(mounts))
+	}
+	if m := mounts[0]; !m.ReadOnly || m.MountPath != "/var/run/secrets/kubernetes.io/serviceaccount" || m.SubPath != "" || m.SubPathExpr != "" {
+		t.Errorf("shadow mount: %+v", m)
+	}
+	if got, _ := json.Marshal(vol); string(got) != `{"name":"opsight-no-sa-token","emptyDir":{"medium":"Memory","sizeLimit":"1Ki"}}` {
+		t.Errorf("shadow volume: %s", got)
+	}
+}
+
+// saPluginMount applies the ServiceAccount admission plugin's mount rule, as
+// the API server does when it re-runs its built-in plugins after the
+// webhook's patch (k8s.io/kubernetes plugin/pkg/admission/serviceaccount,
+// mountServiceAccountToken): every init and regular container without a
+// volumeMount at exactly /var/run/secrets/kubernetes.io/serviceaccount gets
+// the pod's kube-api-access-* volume there. It returns the containers that
+// got it.
+func saPluginMount(pod *corev1.Pod) []string {
+	const path = "/var/run/secrets/kubernetes.io/serviceaccount"
+	var got []string
+	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for i := range cs {
+			has := false
+			for _, m := range cs[i].VolumeMounts {
+				has = has || m.MountPath == path
+			}
+			if !has {
+				cs[i].VolumeMounts = append(cs[i].VolumeMounts, corev1.VolumeMount{Name: "kube-api-access-abcde", MountPath: path, ReadOnly: true})
+				got = append(got, cs[i].Name)
+			}
+		}
+	}
+	return got
+}
+
+// TestSidecarGetsNoPodToken: after injection, the ServiceAccount plugin's
+// second pass mounts the pod's token into none of the sidecar's modes: file
+// mode shadows the path with an empty volume, api mode with the sidecar's own
+// token volume; an operator container without a token mount still gets one.
+func TestSidecarGetsNoPodToken(t *testing.T) {
+	_, req := readFixture(t, "review_operator.json")
+	var pod corev1.Pod
+	if err := json.Unmarshal(req.Request.Object.Raw, &pod); err != nil {
+		t.Fatal(err)
+	}
+	// A container the plugin has not seen yet (as if added by another webhook).
+	pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: "late", Image: "busybox:1"})
+	req.Request.Object.Raw, _ = json.Marshal(&pod)
+	body, _ := json.Marshal(req)
+	for _, tc := range []struct {
+		config string
+		native bool
+		shadow string // volume mounted by the sidecar at the service-account path
+	}{
+		{"config.yaml", true, VolumeNoSAToken},
+		{"config.yaml", false, VolumeNoSAToken},
+		{"config_api.yaml", true, VolumeKubeAPIAccess},
+		{"config_api.yaml", false, VolumeKubeAPIAccess},
+	} {
+		resp := review(t, loadCfg(t, tc.config, tc.native), body)
+		_, out := applyPatch(t, req, resp)
+		sc, isInit, n := findSidecar(out)
+		if n != 1 || isInit != tc.native {
+			t.Fatalf("%s native=%t: %d sidecars, in initContainers %t", tc.config, tc.native, n, isInit)
+		}
+		var at []string
+		for _, m := range sc.VolumeMounts {
+			if m.MountPath == ServiceAccountMountPath {
+				at = append(at, m.Name)
+			}
+		}
+		if len(at) != 1 || at[0] != tc.shadow {
+			t.Errorf("%s native=%t: sidecar mounts %v at %s, want only %s", tc.config, tc.native, at, ServiceAccountMountPath, tc.shadow)
+		}
+		if got := saPluginMount(out); len(got) != 1 || got[0] != "late" {
+			t.Errorf("%s native=%t: the ServiceAccount plugin would mount the pod's token into %v, want only [late]", tc.config, tc.native, got)
+		}
 	}
 }
 
