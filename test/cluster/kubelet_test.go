@@ -47,7 +47,6 @@ type container struct {
 	exited   chan struct{}
 	bin      string
 	args     []string
-	env      []string
 	script   string
 	Env      map[string]string // resolved environment
 	HostPath map[string]string // volume name -> directory here (emptyDir, hostPath)

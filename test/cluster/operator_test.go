@@ -338,7 +338,7 @@ func checkTraceJoin(t *testing.T, op *operatorPod, loki *testservers.StrictLoki)
 
 	// The operator's lines in Loki, by the trace id they carry.
 	var lines, withTrace, unknown int
-	logged := map[string]bool{}
+	var logged map[string]bool
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		lines, withTrace, unknown = 0, 0, 0
