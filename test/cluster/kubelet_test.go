@@ -3,14 +3,11 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/opsight/opsight/internal/simoperator"
+	"github.com/opsight/opsight/internal/testservers"
 )
 
 // container runs one container of a pod the API server admitted as a
@@ -82,18 +80,17 @@ func kubeletFor(t *testing.T, cs *kubernetes.Clientset, pod *corev1.Pod, name, b
 			}
 			v = podField(t, pod, e.ValueFrom.FieldRef.FieldPath)
 		}
-		c.Env[e.Name] = kubeExpand(v, c.Env)
+		c.Env[e.Name] = testservers.KubeExpand(v, c.Env)
 	}
 	for _, a := range append(append([]string{}, spec.Command...), spec.Args...) {
-		c.args = append(c.args, kubeExpand(a, c.Env))
+		c.args = append(c.args, testservers.KubeExpand(a, c.Env))
 	}
 	if len(spec.Command) > 0 {
 		c.args = c.args[1:] // the entrypoint is bin
 	}
 
 	ctx := context.Background()
-	var script []string
-	parents := map[string]bool{}
+	var mounts []testservers.BindMount
 	for _, m := range spec.VolumeMounts {
 		var vol *corev1.Volume
 		for i := range pod.Spec.Volumes {
@@ -137,7 +134,7 @@ func kubeletFor(t *testing.T, cs *kubernetes.Clientset, pod *corev1.Pod, name, b
 		if m.SubPathExpr != "" || m.SubPath != "" {
 			sub := m.SubPath
 			if m.SubPathExpr != "" {
-				sub = kubeExpand(m.SubPathExpr, c.Env)
+				sub = testservers.KubeExpand(m.SubPathExpr, c.Env)
 			}
 			src = filepath.Join(src, sub)
 		}
@@ -145,50 +142,14 @@ func kubeletFor(t *testing.T, cs *kubernetes.Clientset, pod *corev1.Pod, name, b
 			t.Fatal(err)
 		}
 		c.Mounts[m.MountPath] = src
-		// A tmpfs over the nearest existing ancestor inside the namespace,
-		// so the mount point can be made without touching this machine's
-		// directories.
-		if p := existingAncestor(t, path.Dir(m.MountPath)); !parents[p] && !mountedBelow(spec.VolumeMounts, p) {
-			parents[p] = true
-			script = append(script, "mount -t tmpfs tmpfs "+shQuote(p))
-		}
-		script = append(script, fmt.Sprintf("mkdir -p %s && mount --bind %s %s", shQuote(m.MountPath), shQuote(src), shQuote(m.MountPath)))
-		if m.ReadOnly {
-			script = append(script, "mount -o remount,bind,ro "+shQuote(m.MountPath))
-		}
+		mounts = append(mounts, testservers.BindMount{Source: src, Target: m.MountPath, ReadOnly: m.ReadOnly})
 	}
-	sort.SliceStable(script, func(i, j int) bool { // tmpfs parents first
-		return strings.HasPrefix(script[i], "mount -t") && !strings.HasPrefix(script[j], "mount -t")
-	})
-	c.script = strings.Join(script, "\n")
+	script, err := testservers.MountScript(mounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.script = script
 	return c
-}
-
-// existingAncestor is p or its nearest existing ancestor; never / or a
-// directory this test's own files live in.
-func existingAncestor(t *testing.T, p string) string {
-	t.Helper()
-	for {
-		if _, err := os.Stat(p); err == nil {
-			break
-		}
-		p = path.Dir(p)
-	}
-	if p == "/" || strings.HasPrefix(os.TempDir(), p) {
-		t.Fatalf("a volume would hide %s", p)
-	}
-	return p
-}
-
-// mountedBelow: p lies inside another mount of the container (no tmpfs
-// may hide that mount).
-func mountedBelow(mounts []corev1.VolumeMount, p string) bool {
-	for _, m := range mounts {
-		if p == m.MountPath || strings.HasPrefix(p, m.MountPath+"/") {
-			return true
-		}
-	}
-	return false
 }
 
 // start runs the container's process (again, after a kill: its volumes
@@ -300,21 +261,7 @@ func projectVolume(t *testing.T, cs *kubernetes.Clientset, pod *corev1.Pod, p *c
 	}
 }
 
-var (
-	kubeVarRE    = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
-	fieldIndexRE = regexp.MustCompile(`^metadata\.(annotations|labels)\['([^']+)'\]$`)
-)
-
-// kubeExpand expands $(VAR) as the kubelet does in env values, args and
-// subPathExpr: from the variables defined so far; unknown ones stay.
-func kubeExpand(s string, env map[string]string) string {
-	return kubeVarRE.ReplaceAllStringFunc(s, func(m string) string {
-		if v, ok := env[m[2:len(m)-1]]; ok {
-			return v
-		}
-		return m
-	})
-}
+var fieldIndexRE = regexp.MustCompile(`^metadata\.(annotations|labels)\['([^']+)'\]$`)
 
 // podField is the downward API's value of a fieldRef.
 func podField(t *testing.T, pod *corev1.Pod, field string) string {
@@ -354,8 +301,6 @@ func writeFile(t *testing.T, p string, b []byte) {
 		t.Fatal(err)
 	}
 }
-
-func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // criStream writes a process's output to a CRI log file as the container
 // runtime does: one record per line, tagged with the stream.

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -93,15 +91,14 @@ func injectSidecar(t *testing.T, values ...string) *injectedPod {
 				t.Fatalf("env %s: field %s not resolved by this test", e.Name, e.ValueFrom.FieldRef.FieldPath)
 			}
 		}
-		ip.env[e.Name] = kubeExpand(v, ip.env)
+		ip.env[e.Name] = testservers.KubeExpand(v, ip.env)
 	}
 	for _, k := range []string{conventions.EnvMetricsAddr, conventions.EnvOTLPGRPCAddr, conventions.EnvOTLPHTTPAddr} {
 		ip.env[k] = testservers.FreeAddr(t)
 	}
 
 	// The kubelet's side of the volumes: where each mount comes from here.
-	var script []string
-	parents := map[string]bool{}
+	var mounts []testservers.BindMount
 	for _, m := range side.VolumeMounts {
 		var vol *corev1.Volume
 		for i := range patched.Spec.Volumes {
@@ -118,58 +115,37 @@ func injectSidecar(t *testing.T, values ...string) *injectedPod {
 			src = filepath.Join(ip.hostRoot, vol.HostPath.Path)
 			sub := m.SubPath
 			if m.SubPathExpr != "" {
-				sub = kubeExpand(m.SubPathExpr, ip.env)
+				sub = testservers.KubeExpand(m.SubPathExpr, ip.env)
 			}
 			src = filepath.Join(src, sub)
 			if err := os.MkdirAll(src, 0o755); err != nil {
 				t.Fatal(err)
 			}
-		case vol.EmptyDir != nil:
+		case vol.EmptyDir != nil && m.MountPath == conventions.DefaultStateDir:
 			src = ip.state
 			if vol.EmptyDir.SizeLimit != nil {
 				ip.limit = vol.EmptyDir.SizeLimit.Value()
 			}
+		case vol.EmptyDir != nil: // e.g. the empty one over the service-account path
+			src = t.TempDir()
 		default:
 			t.Fatalf("volume %s: only hostPath and emptyDir are emulated", vol.Name)
 		}
-		// A tmpfs over the parent inside the namespace, so the mount point
-		// exists without touching this machine's /var.
-		if p := path.Dir(m.MountPath); !parents[p] {
-			parents[p] = true
-			script = append(script, "mount -t tmpfs tmpfs "+shQuote(p))
-		}
-		script = append(script, fmt.Sprintf("mkdir -p %s && mount --bind %s %s", shQuote(m.MountPath), shQuote(src), shQuote(m.MountPath)))
-		if m.ReadOnly {
-			script = append(script, "mount -o remount,bind,ro "+shQuote(m.MountPath))
-		}
+		mounts = append(mounts, testservers.BindMount{Source: src, Target: m.MountPath, ReadOnly: m.ReadOnly})
 	}
-	sort.SliceStable(script, func(i, j int) bool { // tmpfs parents first
-		return strings.HasPrefix(script[i], "mount -t") && !strings.HasPrefix(script[j], "mount -t")
-	})
+	script, err := testservers.MountScript(mounts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ip.sc = newSidecar(t, ip.env)
 	// Only what the pod gives: no variable of this machine may help.
 	ip.sc.env = []string{"PATH=" + os.Getenv("PATH"), "GOMAXPROCS=1"}
 	for k, v := range ip.env {
 		ip.sc.env = append(ip.sc.env, k+"="+v)
 	}
-	ip.sc.wrap = []string{"unshare", "-m", "--propagation", "private", "sh", "-ec", strings.Join(script, "\n") + "\nexec \"$0\""}
+	ip.sc.wrap = []string{"unshare", "-m", "--propagation", "private", "sh", "-ec", script + "\nexec \"$0\""}
 	return ip
 }
-
-var kubeVarRE = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
-
-// kubeExpand expands $(VAR) references as the kubelet does in env values and
-// subPathExpr: from the variables defined so far; unknown ones stay as written.
-func kubeExpand(s string, env map[string]string) string {
-	return kubeVarRE.ReplaceAllStringFunc(s, func(m string) string {
-		if v, ok := env[m[2:len(m)-1]]; ok {
-			return v
-		}
-		return m
-	})
-}
-
-func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // stateBytes is what the state volume holds, as the kubelet measures an
 // emptyDir for its sizeLimit (du: allocated blocks).
