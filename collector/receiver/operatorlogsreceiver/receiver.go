@@ -74,6 +74,7 @@ type operatorLogsReceiver struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	ctx    context.Context
+	drain  chan struct{} // closed by Shutdown: read to the end of the files, then stop
 
 	api    *apiSource // source api; nil for files
 	stored *apiPosition
@@ -160,7 +161,7 @@ func (rc *operatorLogsReceiver) Start(ctx context.Context, host component.Host) 
 		}
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	rc.ctx, rc.cancel, rc.done = runCtx, cancel, make(chan struct{})
+	rc.ctx, rc.cancel, rc.done, rc.drain = runCtx, cancel, make(chan struct{}), make(chan struct{})
 	go run()
 	return nil
 }
@@ -184,13 +185,31 @@ func (rc *operatorLogsReceiver) useClient(ctx context.Context, client storage.Cl
 	return nil
 }
 
-// Shutdown stops reading; a batch in flight is abandoned uncommitted, so it
-// is read again on the next start.
+// drainTimeout bounds the final read on shutdown.
+const drainTimeout = 5 * time.Second
+
+// Shutdown first reads the files to their end (source file, at most
+// drainTimeout): when a pod ends, the kubelet stops a native sidecar after
+// the operator has exited, so its last lines were written just before, and
+// the pod's log directory goes with the pod; there may be no next start to
+// read them. Then it stops; a batch still in flight (the backend not
+// answering) is abandoned uncommitted, so it is read again on the next
+// start.
 func (rc *operatorLogsReceiver) Shutdown(ctx context.Context) error {
 	var err error
 	rc.shutdownOnce.Do(func() {
 		if rc.cancel == nil {
 			return
+		}
+		if rc.api == nil {
+			close(rc.drain)
+			t := time.NewTimer(drainTimeout)
+			select {
+			case <-rc.done:
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
 		}
 		rc.cancel()
 		select {
@@ -216,6 +235,7 @@ func (rc *operatorLogsReceiver) run() {
 	defer close(rc.done)
 	t := time.NewTicker(rc.cfg.PollInterval)
 	defer t.Stop()
+	draining := false
 	for {
 		rc.more = false
 		if err := rc.poll(); err != nil {
@@ -229,9 +249,14 @@ func (rc *operatorLogsReceiver) run() {
 				continue
 			}
 		}
+		if draining {
+			return // read to the end of every file
+		}
 		select {
 		case <-rc.ctx.Done():
 			return
+		case <-rc.drain:
+			draining = true // one more poll sees what was written since the last
 		case <-t.C:
 		}
 	}
