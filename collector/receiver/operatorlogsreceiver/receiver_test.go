@@ -701,3 +701,31 @@ func TestShutdownAbandonsInFlightBatch(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	wantExactly(t, sink, 50)
 }
+
+// TestShutdownDrains: lines written just before Shutdown (a pod ending:
+// the operator exits, then its native sidecar is stopped) are read and
+// shipped before the receiver stops, though no poll was due.
+func TestShutdownDrains(t *testing.T) {
+	dir := podLogDir(t)
+	path := filepath.Join(dir, "0.log")
+	appendFile(t, path, criLine(0))
+	sink := new(consumertest.LogsSink)
+	cfg := fastConfig(filepath.Join(dir, "*.log"))
+	cfg.PollInterval = time.Hour // only the first poll and the drain read
+	rc := start(t, cfg, sink, nil, nil)
+	eventually(t, "the first line", 5*time.Second, func() bool { return sink.LogRecordCount() == 1 })
+	var last strings.Builder
+	for i := 1; i <= 500; i++ {
+		last.WriteString(criLine(i))
+	}
+	appendFile(t, path, last.String())
+	if err := rc.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := counts(sink)
+	for i := 0; i <= 500; i++ {
+		if c[i] != 1 {
+			t.Fatalf("line %d shipped %d times after shutdown (want every line once): %d records", i, c[i], sink.LogRecordCount())
+		}
+	}
+}
