@@ -16,6 +16,12 @@ const (
 
 const pBy = "cluster, namespace, pod"
 
+// apiServerWebhookFailOpen is kube-apiserver's count of admission webhook
+// calls that failed and were ignored (failurePolicy Ignore), by webhook
+// name (k8s.io/apiserver/pkg/admission/metrics): the one trace of a pod
+// created without its sidecar while the webhook was unreachable.
+const apiServerWebhookFailOpen = "apiserver_admission_webhook_fail_open_count"
+
 func sidecarGroups() []Group {
 	ann := func(name, summary, desc string, labels ...string) map[string]string {
 		return annotations(summary, desc, runbookURL(RunbookSidecar, alertAnchor(name)), dashboardURL(c.DashboardSidecarHealth, labels...))
@@ -117,6 +123,17 @@ func sidecarGroups() []Group {
 				"The operator in {{ $labels.pod }} sends spans as service {{ $labels.span_service }}, not the pod's service name",
 				"Spans arrived with service.name {{ $labels.span_service }}, which differs from the pod's service identity; the sidecar re-labels them (original kept in opsight.original_service_name) so logs, traces and metrics agree. Set OTEL_SERVICE_NAME or the opsight.dev/service annotation so both say the same.",
 				"cluster", "namespace", "pod"),
+		},
+		{
+			// Not visible in the sidecar's own metrics: a pod that missed
+			// the webhook has no sidecar. The API server counts the miss.
+			Alert:  "OpsightSidecarInjectionFailOpen",
+			Expr:   fmt.Sprintf(`sum by (cluster, name) (increase(%s{name=~".+\\.opsight\\.dev"}[10m])) > 0`, apiServerWebhookFailOpen),
+			Labels: map[string]string{"severity": "warning"},
+			Annotations: ann("OpsightSidecarInjectionFailOpen",
+				"Pods were created without the opsight sidecar: webhook {{ $labels.name }} was unreachable",
+				"The API server could not call the sidecar-injection webhook {{ $labels.name }} and, with failurePolicy Ignore, admitted {{ $value }} pod creations in the last 10 minutes as they were: those pods run without the sidecar, so nothing of their logs or spans is collected. Check the webhook's pods and the endpoints of its Service in the chart's namespace; once it answers again, recreate the pods (kubectl rollout restart).",
+			),
 		},
 		{
 			Alert:  "OpsightSidecarMetricsAbsent",
