@@ -85,8 +85,10 @@ func FuzzScanJSON(f *testing.F) {
 		err := json.Unmarshal([]byte(line), &obj)
 		isObject := err == nil && obj != nil && strings.TrimSpace(line)[0] == '{'
 		// Raw control characters inside strings are tolerated by the scanner
-		// but rejected by encoding/json.
-		hasCtl := strings.ContainsFunc(line, func(r rune) bool { return r < 0x20 && r != ' ' && r != '\t' && r != '\n' && r != '\r' })
+		// but rejected by encoding/json. Tab, CR and LF are whitespace
+		// between tokens but such characters inside a string, and this
+		// oracle does not know where they stand: any of them exempts the line.
+		hasCtl := strings.ContainsFunc(line, func(r rune) bool { return r < 0x20 })
 		if isObject && reason != "" {
 			t.Fatalf("encoding/json accepts %q, scanner says %q", line, reason)
 		}
