@@ -10,17 +10,36 @@ import (
 
 // This file is a recursive-descent parser for the LogQL subset opsight
 // generates (rules and dashboard log panels), so a typo fails `go generate`
-// and the tests instead of the Loki ruler at deploy time. Grammar:
+// and the tests instead of the Loki ruler at deploy time. The grammar
+// follows Loki's LogQL documentation: log queries
+// (https://grafana.com/docs/loki/latest/query/log_queries/), metric queries
+// with range and vector aggregations and the offset modifier
+// (https://grafana.com/docs/loki/latest/query/metric_queries/: "The offset
+// modifier allows changing the time offset for individual range vectors in
+// a query", `count_over_time({job="mysql"}[5m] offset 1h)`), and binary
+// operators with their order of operations
+// (https://grafana.com/docs/loki/latest/query/query_reference/#binary-operators:
+// `^` binds tightest, then `* / %`, `+ -`, the comparisons, `and unless`,
+// and `or` loosest; all left-associative but `^`; comparisons may carry
+// `bool`; `and`, `or` and `unless` are defined between vectors only):
 //
-//	query     = metric | logExpr
-//	metric    = aggr [ cmpOp number ]
-//	aggr      = aggOp [ ("by"|"without") "(" ident {"," ident} ")" ] "(" aggr ")" | rangeAgg
-//	rangeAgg  = rangeOp "(" logExpr "[" duration "]" ")"
+//	query     = logExpr | expr
+//	expr      = operand { binOp [ "bool" ] operand }      (precedence above)
+//	binOp     = "or" | "and" | "unless" | "==" | "!=" | ">=" | "<=" | ">" | "<"
+//	          | "+" | "-" | "*" | "/" | "%" | "^"
+//	operand   = number | "(" expr ")" | aggr
+//	aggr      = aggOp [ grouping ] "(" aggr ")" [ grouping ] | rangeAgg
+//	grouping  = ("by" | "without") "(" ident {"," ident} ")"
+//	rangeAgg  = rangeOp "(" logExpr "[" duration "]" [ "offset" duration ] ")"
 //	logExpr   = "{" matcher {"," matcher} "}" { stage }
 //	stage     = "|" matcher | ("|=" | "!=" | "|~" | "!~") string
 //	matcher   = ident ("=" | "!=" | "=~" | "!~") string
 //
-// Regular expressions are Go RE2, like Loki's, and fully anchored.
+// Not covered (opsight does not generate them): parsers and formatters
+// (| json, | line_format …), unwrap, vector matching (on, ignoring,
+// group_left), aggregations over a binary expression, functions other than
+// the aggregations below. Regular expressions are Go RE2, like Loki's, and
+// label matchers are fully anchored.
 
 // LogMatcher is one label matcher (stream selector or label filter stage).
 type LogMatcher struct {
@@ -49,23 +68,60 @@ type LogLineFilter struct {
 	re        *regexp.Regexp
 }
 
-// LogQuery is a parsed query.
+// LogQuery is a parsed query: a log query, a metric query (range
+// aggregation under zero or more vector aggregations), a number, or a
+// binary expression of those.
 type LogQuery struct {
 	Selector     []LogMatcher
 	LabelFilters []LogMatcher
 	LineFilters  []LogLineFilter
 	// Metric part; empty for a log query.
-	Aggs      []string // outermost first, e.g. ["sum"]
-	Grouping  []string
-	RangeOp   string
-	Range     string
-	CmpOp     string
-	Threshold float64
+	Aggs     []string      // outermost first, e.g. ["sum"]
+	AggBy    []LogGrouping // one per Aggs entry (zero value: no grouping)
+	Grouping []string      // every label any of Aggs groups by
+	RangeOp  string
+	Range    string
+	Offset   string // the range's offset modifier, "" if none
+
+	// A binary expression: LHS Op RHS (Bool: a comparison with `bool`);
+	// the fields above are then empty.
+	Op       string
+	Bool     bool
+	LHS, RHS *LogQuery
+	// A number literal (IsScalar); the fields above are then empty.
+	IsScalar bool
+	Scalar   float64
+}
+
+// LogGrouping is an aggregation's by (…) or without (…) clause.
+type LogGrouping struct {
+	Without bool
+	Labels  []string
+}
+
+// IsMetric reports whether the query returns samples rather than log lines.
+func (q *LogQuery) IsMetric() bool {
+	return q.RangeOp != "" || q.Op != "" || q.IsScalar
+}
+
+// Walk calls f on q and every sub-expression, LHS before RHS.
+func (q *LogQuery) Walk(f func(*LogQuery)) {
+	f(q)
+	if q.LHS != nil {
+		q.LHS.Walk(f)
+	}
+	if q.RHS != nil {
+		q.RHS.Walk(f)
+	}
 }
 
 // MatchEntry evaluates the log part of the query on one entry: stream labels
 // and structured metadata both act as labels in label filters.
+// A number or a binary expression matches no entry.
 func (q *LogQuery) MatchEntry(line string, stream, metadata map[string]string) bool {
+	if q.Op != "" || q.IsScalar || len(q.Selector) == 0 {
+		return false
+	}
 	for _, m := range q.Selector {
 		if !m.Matches(stream[m.Name]) {
 			return false
@@ -102,7 +158,9 @@ func (q *LogQuery) MatchEntry(line string, stream, metadata map[string]string) b
 var (
 	logAggOps   = map[string]bool{"sum": true, "max": true, "min": true, "avg": true, "count": true, "topk": false}
 	logRangeOps = map[string]bool{"count_over_time": true, "rate": true, "bytes_over_time": true, "bytes_rate": true}
-	cmpOps      = []string{"==", "!=", ">=", "<=", ">", "<"}
+	// Binary operators by precedence, loosest first (Loki's order of
+	// operations); within a level the longer spelling is tried first.
+	binOpLevels = [][]string{{"or"}, {"and", "unless"}, {"==", "!=", ">=", "<=", ">", "<"}, {"+", "-"}, {"*", "/", "%"}, {"^"}}
 	durationRe  = regexp.MustCompile(`^([0-9]+(ms|s|m|h|d|w|y))+$`)
 	labelNameRe = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 )
@@ -115,13 +173,14 @@ type logParser struct {
 // ParseLogQL parses a query of the subset above.
 func ParseLogQL(s string) (*LogQuery, error) {
 	p := &logParser{s: s}
-	q := &LogQuery{}
+	var q *LogQuery
 	var err error
 	p.ws()
 	if p.peek() == '{' {
+		q = &LogQuery{}
 		err = p.logExpr(q)
 	} else {
-		err = p.metric(q)
+		q, err = p.expr(0)
 	}
 	if err != nil {
 		return nil, err
@@ -136,7 +195,48 @@ func ParseLogQL(s string) (*LogQuery, error) {
 	return q, nil
 }
 
+// validate checks what the grammar does not: every selector can select
+// something, set operators join vectors, comparing two numbers needs bool,
+// and the query reads logs somewhere.
 func (q *LogQuery) validate() error {
+	selectors := 0
+	var err error
+	q.Walk(func(n *LogQuery) {
+		if err != nil {
+			return
+		}
+		switch {
+		case n.Op != "":
+			err = n.validateBinary()
+		case !n.IsScalar:
+			selectors++
+			err = n.validateSelector()
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if selectors == 0 {
+		return fmt.Errorf("logql: empty stream selector")
+	}
+	return nil
+}
+
+func (q *LogQuery) validateBinary() error {
+	switch q.Op {
+	case "and", "or", "unless":
+		if q.LHS.IsScalar || q.RHS.IsScalar {
+			return fmt.Errorf("logql: %q is defined between vectors only", q.Op)
+		}
+	case "==", "!=", ">=", "<=", ">", "<":
+		if q.LHS.IsScalar && q.RHS.IsScalar && !q.Bool {
+			return fmt.Errorf("logql: comparisons between numbers need the bool modifier")
+		}
+	}
+	return nil
+}
+
+func (q *LogQuery) validateSelector() error {
 	if len(q.Selector) == 0 {
 		return fmt.Errorf("logql: empty stream selector")
 	}
@@ -181,6 +281,24 @@ func (p *logParser) accept(tok string) bool {
 		return true
 	}
 	return false
+}
+
+// keyword accepts a word only when no identifier character follows it
+// ("by" is not the start of "bytes_rate").
+func (p *logParser) keyword(w string) bool {
+	p.ws()
+	if !strings.HasPrefix(p.s[p.pos:], w) {
+		return false
+	}
+	if end := p.pos + len(w); end < len(p.s) && isIdentChar(p.s[end]) {
+		return false
+	}
+	p.pos += len(w)
+	return true
+}
+
+func isIdentChar(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 func (p *logParser) expect(tok string) error {
@@ -318,28 +436,151 @@ func (p *logParser) logExpr(q *LogQuery) error {
 	}
 }
 
-func (p *logParser) metric(q *LogQuery) error {
-	if err := p.aggr(q); err != nil {
-		return err
+// expr parses a binary expression whose operators bind at least as
+// tightly as binOpLevels[level] (precedence climbing).
+func (p *logParser) expr(level int) (*LogQuery, error) {
+	if level == len(binOpLevels) {
+		return p.operand()
 	}
+	lhs, err := p.expr(level + 1)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		op := p.binOp(binOpLevels[level])
+		if op == "" {
+			return lhs, nil
+		}
+		n := &LogQuery{Op: op, LHS: lhs}
+		if level == 2 {
+			n.Bool = p.keyword("bool")
+		}
+		next := level + 1
+		if op == "^" {
+			next = level // right-associative
+		}
+		if n.RHS, err = p.expr(next); err != nil {
+			return nil, err
+		}
+		lhs = n
+	}
+}
+
+// binOp accepts one of ops; words must stand alone, and "|" stages or "=~"
+// are not operators.
+func (p *logParser) binOp(ops []string) string {
 	p.ws()
-	for _, op := range cmpOps {
-		if p.accept(op) {
-			q.CmpOp = op
-			p.ws()
-			start := p.pos
-			for p.pos < len(p.s) && strings.IndexByte("0123456789.eE+-", p.s[p.pos]) >= 0 {
-				p.pos++
+	for _, op := range ops {
+		if isIdentChar(op[0]) {
+			if p.keyword(op) {
+				return op
 			}
-			v, err := strconv.ParseFloat(p.s[start:p.pos], 64)
-			if err != nil {
-				return p.errf("expected a number after %s", op)
-			}
-			q.Threshold = v
-			break
+			continue
+		}
+		if strings.HasPrefix(p.s[p.pos:], op) {
+			p.pos += len(op)
+			return op
 		}
 	}
-	return nil
+	return ""
+}
+
+func (p *logParser) operand() (*LogQuery, error) {
+	p.ws()
+	switch c := p.peek(); {
+	case c == '(':
+		p.pos++
+		q, err := p.expr(0)
+		if err != nil {
+			return nil, err
+		}
+		return q, p.expect(")")
+	case c >= '0' && c <= '9' || c == '.':
+		v, err := p.number()
+		if err != nil {
+			return nil, err
+		}
+		return &LogQuery{IsScalar: true, Scalar: v}, nil
+	}
+	if !isIdentChar(p.peek()) {
+		return nil, p.errf("expected a number, \"(\" or a function, found %q", p.rest(10))
+	}
+	q := &LogQuery{}
+	return q, p.aggr(q)
+}
+
+// number parses an unsigned decimal literal: digits, a fraction, an exponent.
+func (p *logParser) number() (float64, error) {
+	start := p.pos
+	digits := func() int {
+		n := 0
+		for p.pos < len(p.s) && p.s[p.pos] >= '0' && p.s[p.pos] <= '9' {
+			p.pos++
+			n++
+		}
+		return n
+	}
+	n := digits()
+	if p.peek() == '.' {
+		p.pos++
+		n += digits()
+	}
+	if n == 0 {
+		return 0, p.errf("expected a number, found %q", p.rest(10))
+	}
+	if c := p.peek(); c == 'e' || c == 'E' {
+		p.pos++
+		if c := p.peek(); c == '+' || c == '-' {
+			p.pos++
+		}
+		if digits() == 0 {
+			return 0, p.errf("bad exponent in %q", p.s[start:p.pos])
+		}
+	}
+	v, err := strconv.ParseFloat(p.s[start:p.pos], 64)
+	if err != nil {
+		return 0, p.errf("bad number %q", p.s[start:p.pos])
+	}
+	return v, nil
+}
+
+// duration parses a Prometheus-style duration (5m, 1h30m, 1d).
+func (p *logParser) duration(what string) (string, error) {
+	p.ws()
+	start := p.pos
+	for p.pos < len(p.s) && (p.s[p.pos] >= '0' && p.s[p.pos] <= '9' || p.s[p.pos] >= 'a' && p.s[p.pos] <= 'z') {
+		p.pos++
+	}
+	d := p.s[start:p.pos]
+	if !durationRe.MatchString(d) {
+		return "", p.errf("bad %s duration %q", what, d)
+	}
+	return d, nil
+}
+
+func (p *logParser) grouping() (LogGrouping, bool, error) {
+	var g LogGrouping
+	switch {
+	case p.keyword("by"):
+	case p.keyword("without"):
+		g.Without = true
+	default:
+		return g, false, nil
+	}
+	if err := p.expect("("); err != nil {
+		return g, true, err
+	}
+	for {
+		l, err := p.ident()
+		if err != nil {
+			return g, true, err
+		}
+		g.Labels = append(g.Labels, l)
+		if p.accept(",") {
+			continue
+		}
+		return g, true, p.expect(")")
+	}
 }
 
 func (p *logParser) aggr(q *LogQuery) error {
@@ -358,40 +599,28 @@ func (p *logParser) aggr(q *LogQuery) error {
 		if err := p.expect("["); err != nil {
 			return err
 		}
-		p.ws()
-		end := strings.IndexByte(p.s[p.pos:], ']')
-		if end < 0 {
-			return p.errf("unterminated range")
+		if q.Range, err = p.duration("range"); err != nil {
+			return err
 		}
-		q.Range = strings.TrimSpace(p.s[p.pos : p.pos+end])
-		if !durationRe.MatchString(q.Range) {
-			return p.errf("bad range duration %q", q.Range)
+		if err := p.expect("]"); err != nil {
+			return err
 		}
-		p.pos += end + 1
+		if p.keyword("offset") {
+			if q.Offset, err = p.duration("offset"); err != nil {
+				return err
+			}
+		}
 		return p.expect(")")
 	}
 	if !logAggOps[name] {
 		return p.errf("unknown function %q", name)
 	}
+	i := len(q.Aggs)
 	q.Aggs = append(q.Aggs, name)
-	if p.accept("by") || p.accept("without") {
-		if err := p.expect("("); err != nil {
-			return err
-		}
-		for {
-			l, err := p.ident()
-			if err != nil {
-				return err
-			}
-			q.Grouping = append(q.Grouping, l)
-			if p.accept(",") {
-				continue
-			}
-			if err := p.expect(")"); err != nil {
-				return err
-			}
-			break
-		}
+	q.AggBy = append(q.AggBy, LogGrouping{})
+	g, ok, err := p.grouping()
+	if err != nil {
+		return err
 	}
 	if err := p.expect("("); err != nil {
 		return err
@@ -399,5 +628,85 @@ func (p *logParser) aggr(q *LogQuery) error {
 	if err := p.aggr(q); err != nil {
 		return err
 	}
-	return p.expect(")")
+	if err := p.expect(")"); err != nil {
+		return err
+	}
+	if !ok { // Loki also takes the clause after the parentheses
+		if g, ok, err = p.grouping(); err != nil {
+			return err
+		}
+	}
+	if ok {
+		q.AggBy[i] = g
+		q.Grouping = append(q.Grouping, g.Labels...)
+	}
+	return nil
+}
+
+// String renders the query in a canonical form that ParseLogQL reads back
+// to the same query: line filters before label filters (both are filters,
+// so their order does not change the result), binary operands in
+// parentheses, strings double-quoted.
+func (q *LogQuery) String() string {
+	var b strings.Builder
+	q.write(&b)
+	return b.String()
+}
+
+func (q *LogQuery) write(b *strings.Builder) {
+	switch {
+	case q.IsScalar:
+		b.WriteString(strconv.FormatFloat(q.Scalar, 'g', -1, 64))
+		return
+	case q.Op != "":
+		b.WriteByte('(')
+		q.LHS.write(b)
+		b.WriteString(") " + q.Op)
+		if q.Bool {
+			b.WriteString(" bool")
+		}
+		b.WriteString(" (")
+		q.RHS.write(b)
+		b.WriteByte(')')
+		return
+	}
+	for i, a := range q.Aggs {
+		b.WriteString(a)
+		if g := q.AggBy[i]; len(g.Labels) > 0 {
+			if g.Without {
+				b.WriteString(" without (")
+			} else {
+				b.WriteString(" by (")
+			}
+			b.WriteString(strings.Join(g.Labels, ", ") + ")")
+		}
+		b.WriteString(" (")
+	}
+	if q.RangeOp != "" {
+		b.WriteString(q.RangeOp + "(")
+	}
+	b.WriteByte('{')
+	for i, m := range q.Selector {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(m.Name + m.Op + strconv.Quote(m.Value))
+	}
+	b.WriteByte('}')
+	for _, f := range q.LineFilters {
+		b.WriteString(" " + f.Op + " " + strconv.Quote(f.Value))
+	}
+	for _, m := range q.LabelFilters {
+		b.WriteString(" | " + m.Name + m.Op + strconv.Quote(m.Value))
+	}
+	if q.RangeOp != "" {
+		b.WriteString(" [" + q.Range + "]")
+		if q.Offset != "" {
+			b.WriteString(" offset " + q.Offset)
+		}
+		b.WriteByte(')')
+	}
+	for range q.Aggs {
+		b.WriteByte(')')
+	}
 }

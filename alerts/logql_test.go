@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opsight/opsight/dashboards"
 	"github.com/opsight/opsight/internal/riskpatterns"
@@ -26,6 +27,20 @@ func TestParseLogQL(t *testing.T) {
 		{"unknown function", `sumx(count_over_time({pod="a"}[5m]))`, "unknown function"},
 		{"trailing garbage", `{pod="a"} garbage`, "after the query"},
 		{"missing threshold", `sum(count_over_time({pod="a"}[5m])) >`, "expected a number"},
+		{"offset", `sum by (service_name) (count_over_time({service_name=~".+"}[5m] offset 1d))`, ""},
+		{"binary", `sum by (service_name) (rate({service_name=~".+"}[5m])) / sum by (service_name) (rate({service_name=~".+"}[1h] offset 23h30m)) > 4 and sum by (service_name) (rate({service_name=~".+"}[5m])) > 1`, ""},
+		{"grouping after", `sum(count_over_time({pod="a"}[5m])) by (pod) > bool 2`, ""},
+		{"arithmetic", `2 * (count_over_time({pod="a"}[5m]) + 1) ^ 2 ^ 0.5 % 7 - 1e3 <= 3.5`, ""},
+		{"scalar only", `1 + 1`, "empty stream selector"},
+		{"scalar comparison", `1 > 1`, "need the bool modifier"},
+		{"set with scalar", `count_over_time({pod="a"}[5m]) and 1`, "between vectors only"},
+		{"bad offset", `count_over_time({pod="a"}[5m] offset x)`, "bad offset duration"},
+		{"offset outside", `count_over_time({pod="a"}[5m]) offset 1h`, "after the query"},
+		{"unclosed paren", `(count_over_time({pod="a"}[5m])`, `expected ")"`},
+		{"missing operand", `count_over_time({pod="a"}[5m]) and`, "expected a number"},
+		{"keyword prefix", `count_over_time({pod="a"}[5m]) andx 1`, "after the query"},
+		{"bad exponent", `count_over_time({pod="a"}[5m]) > 1e`, "bad exponent"},
+		{"log query operand", `{pod="a"} > 1`, "after the query"},
 		{"unterminated string", `{pod="a}`, "unterminated string"},
 		{"bad operator", `{pod~"a"}`, "matcher operator"},
 	}
@@ -44,6 +59,31 @@ func TestParseLogQL(t *testing.T) {
 	}
 }
 
+// TestLogQLPrecedence checks the tree through its canonical form, which
+// parenthesizes every binary operand: Loki's order of operations, left
+// associativity, ^ to the right, bool on comparisons.
+func TestLogQLPrecedence(t *testing.T) {
+	const v = `count_over_time({pod="a"} [5m])`
+	for in, want := range map[string]string{
+		`count_over_time({pod="a"}[5m]) / count_over_time({pod="a"}[5m] offset 1d) > 4 and count_over_time({pod="a"}[5m]) > 1`: `(((` + v + `) / (count_over_time({pod="a"} [5m] offset 1d))) > (4)) and ((` + v + `) > (1))`,
+		`count_over_time({pod="a"}[5m]) ^ 2 ^ 3`:                                    `(` + v + `) ^ ((2) ^ (3))`,
+		`1 - 2 - count_over_time({pod="a"}[5m])`:                                    `((1) - (2)) - (` + v + `)`,
+		`1 + 2 * count_over_time({pod="a"}[5m]) % 3`:                                `(1) + (((2) * (` + v + `)) % (3))`,
+		`count_over_time({pod="a"}[5m]) > bool 1 or count_over_time({pod="a"}[5m])`: `((` + v + `) > bool (1)) or (` + v + `)`,
+		`(count_over_time({pod="a"}[5m]) or count_over_time({pod="a"}[5m])) and count_over_time({pod="a"}[5m]) unless count_over_time({pod="a"}[5m])`: `(((` + v + `) or (` + v + `)) and (` + v + `)) unless (` + v + `)`,
+		`max(sum by (pod) (count_over_time({pod="a"}[5m]))) without (pod)`:                                                                            `max without (pod) (sum by (pod) (` + v + `))`,
+	} {
+		q, err := ParseLogQL(in)
+		if err != nil {
+			t.Errorf("%s: %v", in, err)
+			continue
+		}
+		if got := q.String(); got != want {
+			t.Errorf("%s\n got %s\nwant %s", in, got, want)
+		}
+	}
+}
+
 func TestCheckLokiNames(t *testing.T) {
 	for q, bad := range map[string]bool{
 		`{service_name=~".+"} | risk="x"`:                        false,
@@ -51,6 +91,10 @@ func TestCheckLokiNames(t *testing.T) {
 		`{trace_id="abc"}`:                                       true,  // never a stream label
 		`{service_name=~".+"} | nosuch="x"`:                      true,
 		`sum by (reconcile_id) (count_over_time({pod="a"}[5m]))`: true,
+		// every operand of a binary expression is checked
+		`count_over_time({pod="a"}[5m]) / count_over_time({trace_id="x"}[5m])`:                true,
+		`count_over_time({pod="a"}[5m]) > 1 and sum by (span_id) (rate({pod="a"}[5m]))`:       true,
+		`count_over_time({pod="a"}[5m]) / count_over_time({pod="a"} | trace_id="x" [5m]) > 1`: false,
 	} {
 		parsed, err := ParseLogQL(q)
 		if err != nil {
@@ -163,7 +207,11 @@ func TestRiskRulesMatchFixtureLines(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", p.ID, err)
 		}
-		rules[p.ID] = q
+		// sum by (…) (count_over_time(<log query> [w])) > n: the log query.
+		if q.Op != ">" || q.LHS.RangeOp != "count_over_time" || !q.RHS.IsScalar {
+			t.Fatalf("%s: %s is not a count compared with a number", p.ID, q)
+		}
+		rules[p.ID] = q.LHS
 	}
 	lines := readFixtures(t)
 	pos, neg := map[string]int{}, map[string]int{}
@@ -205,15 +253,65 @@ func FuzzParseLogQL(f *testing.F) {
 	}
 	f.Add(dashboards.LogsQuery())
 	f.Add(`{pod="a"} |= "x" |~ "(" `)
+	f.Add(LokiLogVolumeExpr())
+	f.Add(LokiLogVolumeSpikeExpr())
+	f.Add(`2 * (count_over_time({pod="a"}[5m] offset 1d) + 1) ^ 2 ^ 0.5 > bool 3 or sum(rate({pod="b"} |= "x" | level="error" [1m])) by (pod) unless max without (pod) (bytes_rate({pod="c"}[1h]))`)
+	f.Add(`sum(count_over_time({pod="a"}[5m])) by (pod) % 1e3 <= 2.5e-1`)
 	f.Fuzz(func(t *testing.T, q string) {
 		parsed, err := ParseLogQL(q)
 		if err != nil {
 			return
 		}
-		// A query that parses can be evaluated without panicking.
-		parsed.MatchEntry(q, map[string]string{"pod": "a"}, map[string]string{"risk": "panic"})
-		if len(parsed.Selector) == 0 {
+		// A query that parses reads logs somewhere, and every part of it
+		// can be evaluated without panicking.
+		selectors := 0
+		parsed.Walk(func(n *LogQuery) {
+			if len(n.Selector) > 0 {
+				selectors++
+			}
+			n.MatchEntry(q, map[string]string{"pod": "a"}, map[string]string{"risk": "panic"})
+		})
+		if selectors == 0 {
 			t.Fatalf("parsed %q without a selector", q)
+		}
+		_ = CheckLokiNames(parsed)
+		// Its canonical form parses back to the same query.
+		s := parsed.String()
+		again, err := ParseLogQL(s)
+		if err != nil {
+			t.Fatalf("%q parsed, its String %q does not: %v", q, s, err)
+		}
+		if s2 := again.String(); s2 != s {
+			t.Fatalf("%q: String %q, reparsed %q", q, s, s2)
+		}
+	})
+}
+
+// FuzzEvalLogQL evaluates whatever parses on a few entries (the test
+// evaluator the Loki alert tests use): no panic, and a metric query's
+// value is a vector or a number, never both.
+func FuzzEvalLogQL(f *testing.F) {
+	f.Add(LokiLogVolumeSpikeExpr())
+	f.Add(`sum by (pod) (count_over_time({pod=~".+"} |= "x" [5m] offset 1h)) / 2 > bool 0.5`)
+	f.Add(`count_over_time({pod="a"}[1m]) or rate({pod="b"}[1m]) unless count_over_time({pod="a"}[1m]) ^ 2`)
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	var entries []testEntry
+	for i := 0; i < 50; i++ {
+		pod := []string{"a", "b"}[i%2]
+		entries = append(entries, testEntry{ts: t0.Add(-time.Duration(i) * 97 * time.Second), line: "x" + pod,
+			stream: map[string]string{"pod": pod, "service_name": "svc-" + pod}, meta: map[string]string{"level": "error"}})
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		parsed, err := ParseLogQL(q)
+		if err != nil || !parsed.IsMetric() {
+			return
+		}
+		v, err := evalLogQL(parsed, t0, entries)
+		if err != nil {
+			t.Fatalf("%q: %v", q, err)
+		}
+		if v.scalar && v.vec != nil {
+			t.Fatalf("%q: both a number and a vector", q)
 		}
 	})
 }

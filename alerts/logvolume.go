@@ -116,6 +116,55 @@ func logVolumeGroups() []Group {
 	}
 }
 
+// LokiLogVolumeSpikeAlert is the Loki ruler's OperatorLogVolumeSpike, for
+// a cluster whose log volume is better counted by Loki than by the sidecars'
+// counters (or that has no Prometheus rules). A distinct name: where both
+// rulers run, an Alertmanager inhibit rule keeps one page per spike (see
+// docs/runbooks/operator-log-volume.md).
+const LokiLogVolumeSpikeAlert = "OperatorLogVolumeSpikeLoki"
+
+// lokiVolumeAlertInterval is the evaluation interval of the Loki spike
+// alert. Each evaluation reads the last 5 minutes and an hour of yesterday,
+// so each line is read once as "now" and 12 times as a baseline; every
+// minute it would be 5 and 60 times.
+const lokiVolumeAlertInterval = "5m"
+
+// LokiLogVolumeSpikeExpr is OperatorLogVolumeSpike in LogQL: lines/s of the
+// last 5 minutes above LogVolumeSpikeFactor× the same hour yesterday (the
+// hour centred a day ago, [1h] offset 23h30m, as the Prometheus baseline)
+// and above LogVolumeSpikeMinRate. Its value is the ratio. Without the
+// trailing one-day mean (a [1d] range every 5 minutes would read each line
+// 288 times): the Prometheus alert's guard against an unusually quiet
+// yesterday is left out, so after a day of outage this one can fire on a
+// normal day. A service with no lines yesterday has no ratio: silent.
+func LokiLogVolumeSpikeExpr() string {
+	rate := func(rng, offset string) string {
+		o := ""
+		if offset != "" {
+			o = " offset " + offset
+		}
+		return fmt.Sprintf(`sum by (%s) (rate({%s=~".+"} [%s]%s))`, volBy, c.LabelServiceName, rng, o)
+	}
+	now := rate("5m", "")
+	return fmt.Sprintf("%s\n/\n%s\n> %d\nand\n%s\n> %d",
+		now, rate("1h", LogVolumeYesterdayOffset), LogVolumeSpikeFactor, now, LogVolumeSpikeMinRate)
+}
+
+func lokiLogVolumeAlertGroups() []Group {
+	return []Group{{Name: "opsight-log-volume.loki-alerts", Interval: lokiVolumeAlertInterval, Rules: []Rule{{
+		Alert:  LokiLogVolumeSpikeAlert,
+		Expr:   LokiLogVolumeSpikeExpr(),
+		For:    LogVolumeFor,
+		Labels: map[string]string{"severity": "warning"},
+		Annotations: annotations(
+			"{{ $labels.service_name }} logs {{ $value | humanize }}× as much as at this hour yesterday (Loki)",
+			fmt.Sprintf("For %s the operator service {{ $labels.service_name }} ({{ $labels.namespace }}) has sent Loki more than %d× its log lines of the same hour yesterday, and more than %d line/s: a hot loop, a retry storm or an error repeated on every reconcile. Counted by the Loki ruler; OperatorLogVolumeSpike is the same alert from the sidecar's counters in Prometheus (which also checks the one-day mean).",
+				LogVolumeFor, LogVolumeSpikeFactor, LogVolumeSpikeMinRate),
+			runbookURL(RunbookVolume, alertAnchor(LokiLogVolumeSpikeAlert)),
+			dashboardURL(c.DashboardGoldenSignals, "cluster", "namespace")),
+	}}}}
+}
+
 // LokiLogVolumeExpr is the LogQL of RecordLokiLogVolume: lines per second
 // per service from every stream the sidecar writes. The range equals the
 // group's interval, so the ruler reads each line once; a range of an hour a

@@ -73,6 +73,7 @@ func Files() []File {
 		{Name: "opsight-sidecar.yaml", Backend: Prometheus, Groups: sidecarGroups()},
 		{Name: "operator-log-volume.yaml", Backend: Prometheus, Groups: logVolumeGroups()},
 		{Name: "loki-risk-patterns.yaml", Backend: Loki, Groups: append(riskGroups(), lokiLogVolumeGroups()...)},
+		{Name: "loki-log-volume.yaml", Backend: Loki, Groups: lokiLogVolumeAlertGroups()},
 	}
 }
 
@@ -124,8 +125,19 @@ func (f File) Validate() error {
 	return nil
 }
 
-// CheckLokiNames checks a parsed query against the Loki naming contract.
+// CheckLokiNames checks a parsed query, every operand of a binary
+// expression included, against the Loki naming contract.
 func CheckLokiNames(q *LogQuery) error {
+	var err error
+	q.Walk(func(n *LogQuery) {
+		if err == nil {
+			err = checkLokiNames(n)
+		}
+	})
+	return err
+}
+
+func checkLokiNames(q *LogQuery) error {
 	stream := map[string]bool{}
 	for _, l := range conventions.LokiLabels {
 		stream[l.Label] = true

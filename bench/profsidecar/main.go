@@ -15,7 +15,13 @@
 // PROFSIDECAR_CONFIG=file.yaml replaces env-config by a hand-edited variant
 // (${env:OPSIGHT_STATE_DIR}, ${env:OPSIGHT_LOKI_URL}, … read the bench's
 // settings). The profile, $PROFSIDECAR_CPUPROFILE-<env|config>-<pid>.pprof,
-// is written when the collector stops (SIGTERM).
+// is written when the collector stops (SIGTERM). PROFSIDECAR_HEAPPROFILE
+// names a heap profile, $PROFSIDECAR_HEAPPROFILE-<env|config>-<pid>.pprof,
+// rewritten every 10 s while the collector runs (the steady run's heap):
+//
+//	PROFSIDECAR_HEAPPROFILE=/tmp/heap PROFSIDECAR_SIDECAR=/tmp/operator-sidecar \
+//	  go run ./bench -only opsight -opsight-env=false -lines 20000 -steady 30s -opsight-bin /tmp/ps
+//	go tool pprof -sample_index=inuse_space -top /tmp/ps /tmp/heap-env-*.pprof
 package main
 
 import (
@@ -24,6 +30,7 @@ import (
 	"os/exec"
 	"runtime/pprof"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
@@ -57,6 +64,9 @@ func main() {
 			panic(err)
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	if p := os.Getenv("PROFSIDECAR_HEAPPROFILE"); p != "" {
+		go writeHeapProfiles(fmt.Sprintf("%s-%s-%d.pprof", p, mode, os.Getpid()))
 	}
 	cmd := otelcol.NewCommand(otelcol.CollectorSettings{
 		BuildInfo: component.BuildInfo{Command: "profsidecar", Version: "dev"},
@@ -97,6 +107,30 @@ func envConfig() (string, error) {
 		return "", fmt.Errorf("%s env-config: %w", bin, err)
 	}
 	return writeTemp(out)
+}
+
+// writeHeapProfiles rewrites the heap profile every 10 s, so the file left
+// when the bench stops the collector shows the steady state (the profile
+// as of the last GC: in-use and allocated bytes by call stack).
+func writeHeapProfiles(path string) {
+	for range time.Tick(10 * time.Second) {
+		f, err := os.Create(path + ".tmp")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "profsidecar:", err)
+			return
+		}
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(path+".tmp", path)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "profsidecar:", err)
+			return
+		}
+	}
 }
 
 func writeTemp(out []byte) (string, error) {

@@ -163,8 +163,9 @@ func lokiLabelViolations(t *testing.T, objs []object) (v []string, lokiRules int
 
 func TestChartNeverMakesTraceIDsLokiLabels(t *testing.T) {
 	for _, args := range [][]string{
-		{"-f", ciValues(t, "gateway-on.yaml"), "--set", "datasources.enabled=true", "--api-versions", "monitoring.coreos.com/v1"},
-		{"-f", ciValues(t, "no-prom-operator.yaml"), "--set", "datasources.enabled=true,gateway.enabled=true,gateway.tracesEndpoint=http://tempo:4318"},
+		// lokiRules.logVolume (off by default) ships every Loki rule file.
+		{"-f", ciValues(t, "gateway-on.yaml"), "--set", "datasources.enabled=true,lokiRules.logVolume=true", "--api-versions", "monitoring.coreos.com/v1"},
+		{"-f", ciValues(t, "no-prom-operator.yaml"), "--set", "datasources.enabled=true,gateway.enabled=true,gateway.tracesEndpoint=http://tempo:4318,lokiRules.logVolume=true"},
 	} {
 		objs := render(t, args...)
 		v, n := lokiLabelViolations(t, objs)
@@ -250,4 +251,27 @@ func readFile(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestLokiLogVolumeRuleIsOptIn: the Loki-evaluated volume alert re-reads a
+// day-old hour of every service's logs every 5 minutes; it ships only with
+// lokiRules.logVolume=true.
+func TestLokiLogVolumeRuleIsOptIn(t *testing.T) {
+	for _, c := range []struct {
+		set  string
+		want bool
+	}{{"lokiRules.enabled=true", false}, {"lokiRules.logVolume=true", true}} {
+		found := false
+		for _, cm := range ofKind[*corev1.ConfigMap](render(t, "--set", c.set)) {
+			if _, ok := cm.Data["loki-log-volume.yaml"]; ok {
+				found = true
+			}
+			if _, ok := cm.Data["loki-risk-patterns.yaml"]; !ok && strings.HasSuffix(cm.Name, "-loki-rules") {
+				t.Errorf("--set %s: the risk-pattern rules are missing", c.set)
+			}
+		}
+		if found != c.want {
+			t.Errorf("--set %s: loki-log-volume.yaml shipped %v, want %v", c.set, found, c.want)
+		}
+	}
 }

@@ -237,10 +237,18 @@ func (r *Ratio) PValueAbove(bound float64) float64 {
 // TestCalibrationPower: 64-87% instead of 80%), the usual fate of a power
 // analysis fed by a small pilot. conf = 0 turns the allowance off.
 func (r *Ratio) NeededN(bound, tail, power, conf float64) float64 {
-	if r.Edges || !(bound > 0) || math.IsNaN(r.logRatio) {
+	return r.NeededNAt(math.Exp(r.logRatio), bound, tail, power, conf)
+}
+
+// NeededNAt is NeededN for a true ratio other than the observed one, at the
+// observed spread: NeededNAt(1, …) is the number of spans per side that
+// would let an unchanged release pass (or fail, below a negative threshold)
+// with probability power.
+func (r *Ratio) NeededNAt(ratio, bound, tail, power, conf float64) float64 {
+	if r.Edges || !(bound > 0) || !(ratio > 0) || math.IsNaN(r.logRatio) {
 		return math.NaN()
 	}
-	d := r.logRatio - math.Log(bound)
+	d := math.Log(ratio) - math.Log(bound)
 	if d == 0 {
 		return math.Inf(1)
 	}

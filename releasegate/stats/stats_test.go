@@ -262,6 +262,17 @@ func TestNeededN(t *testing.T) {
 			t.Errorf("ratio %v: 90%% power n=%.0f, 80%% n=%.0f", tc.ratio, m, n)
 		}
 	}
+	// NeededNAt plans for another true ratio at the same spread: at the
+	// observed one it is NeededN; for no change (ratio 1 against +15%) the
+	// pass side faces the bound.
+	r.logRatio = math.Log(0.8)
+	if a, b := r.NeededNAt(0.8, 1.15, 0.025, 0.8, 0.8), r.NeededN(1.15, 0.025, 0.8, 0.8); a != b {
+		t.Errorf("NeededNAt(observed) = %v, NeededN = %v", a, b)
+	}
+	n1 := r.NeededNAt(1, 1.15, 0.025, 0.8, 0)
+	if se := math.Sqrt((0.11*0.11*4000 + 0.03*0.03*1000) / n1); math.Abs(math.Log(1.15)/se-z) > 1e-9 {
+		t.Errorf("no change: at n=%.0f the bound is %.4f standard errors away, want %.4f", n1, math.Log(1.15)/se, z)
+	}
 	r.logRatio = math.Log(1.15)
 	if n := r.NeededN(1.15, 0.025, 0.8, 0.8); !math.IsInf(n, 1) {
 		t.Errorf("ratio on the bound: n=%v, want +Inf", n)

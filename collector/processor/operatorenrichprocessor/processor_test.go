@@ -811,7 +811,7 @@ func TestBoundedUnderFlood(t *testing.T) {
 	if n := sh.index.len(); n > 1000 {
 		t.Errorf("index holds %d keys, bound 1000", n)
 	}
-	if c := cap(sh.index.ring); c > 1000 {
+	if c := sh.index.ringCap(); c > 1000 {
 		t.Errorf("ring capacity %d beyond index_size 1000", c)
 	}
 	var wg sync.WaitGroup

@@ -202,12 +202,16 @@ func (rc *operatorLogsReceiver) Shutdown(ctx context.Context) error {
 			return
 		}
 		if rc.api == nil {
+			// At most half of what ctx leaves: the rest is for stopping.
+			wait := drainTimeout
+			if dl, ok := ctx.Deadline(); ok {
+				wait = min(wait, time.Until(dl)/2)
+			}
 			close(rc.drain)
-			t := time.NewTimer(drainTimeout)
+			t := time.NewTimer(wait)
 			select {
 			case <-rc.done:
 			case <-t.C:
-			case <-ctx.Done():
 			}
 			t.Stop()
 		}

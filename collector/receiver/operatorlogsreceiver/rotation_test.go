@@ -234,7 +234,16 @@ func TestReadBufferGrowsForBacklogOnly(t *testing.T) {
 	if got := len(rc.readers[0].buf); got != rc.smallBuf() {
 		t.Errorf("buffer after a small read = %d, want the small %d", got, rc.smallBuf())
 	}
-	wantExactly(t, sink, 30010)
+	// A steady writer's poll: more than the small buffer holds, less than
+	// a large one (10,000 lines/s of 400 B is 800 KiB per 200 ms poll):
+	// read in small pieces, the buffer stays small.
+	n := 30010 + (rc.smallBuf()+rc.largeBuf())/2/len(criLine(30010))
+	appendFile(t, path, lines(30010, n))
+	pollOK(t, rc)
+	if got := len(rc.readers[0].buf); got != rc.smallBuf() {
+		t.Errorf("buffer after a poll of %d lines = %d, want the small %d", n-30010, got, rc.smallBuf())
+	}
+	wantExactly(t, sink, n)
 }
 
 // opsight_tail_rotations_total counts each rotation once, on every path a

@@ -55,6 +55,11 @@ type Settings struct {
 }
 
 // FromEnv reads Settings with the documented defaults.
+
+// tracesWriteBuffer is the OTLP/HTTP traces exporter's write buffer per
+// connection (bytes).
+const tracesWriteBuffer = 64 << 10
+
 func FromEnv(getenv func(string) string) Settings {
 	or := func(k, def string) string {
 		if v := strings.TrimSpace(getenv(k)); v != "" {
@@ -284,6 +289,10 @@ func (s Settings) Config() map[string]any {
 			"endpoint":         s.TracesURL,
 			"sending_queue":    queue(),
 			"retry_on_failure": map[string]any{"max_elapsed_time": "0s"},
+			// otlphttp's default is 512 KiB per connection, held for the
+			// connection's life; a request of a sidecar's spans is tens of
+			// KiB gzipped (docs/benchmarks.md, steady RSS).
+			"write_buffer_size": tracesWriteBuffer,
 		}
 		tracesOut = append(tracesOut, "otlp_http/traces")
 	} else {

@@ -74,6 +74,9 @@ func TestConfigOutputs(t *testing.T) {
 	})).Config()
 	exps = remote["exporters"].(map[string]any)
 	checkPersistent(t, exps, "otlp_http/traces")
+	if w := exps["otlp_http/traces"].(map[string]any)["write_buffer_size"]; w != tracesWriteBuffer || tracesWriteBuffer >= 512<<10 {
+		t.Errorf("traces write_buffer_size %v, want %d, below otlphttp's 512 KiB", w, tracesWriteBuffer)
+	}
 	// Logs are read through: ConsumeLogs returns once Loki has the batch, so
 	// the receiver's checkpoint never passes an undelivered line (the node's
 	// log files hold them), and nothing of the logs is queued on disk.
