@@ -6,6 +6,8 @@ import (
 	"path"
 	"regexp"
 	"strings"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // What the kubelet does for a container, as the tests that run an admitted
@@ -74,3 +76,13 @@ func under(mounts []BindMount, p string) bool {
 
 // ShQuote quotes s for sh.
 func ShQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// PodVolume is the volume of pod named name (a volumeMount's), or nil.
+func PodVolume(pod *corev1.Pod, name string) *corev1.Volume {
+	for i := range pod.Spec.Volumes {
+		if pod.Spec.Volumes[i].Name == name {
+			return &pod.Spec.Volumes[i]
+		}
+	}
+	return nil
+}

@@ -92,12 +92,7 @@ func kubeletFor(t *testing.T, cs *kubernetes.Clientset, pod *corev1.Pod, name, b
 	ctx := context.Background()
 	var mounts []testservers.BindMount
 	for _, m := range spec.VolumeMounts {
-		var vol *corev1.Volume
-		for i := range pod.Spec.Volumes {
-			if pod.Spec.Volumes[i].Name == m.Name {
-				vol = &pod.Spec.Volumes[i]
-			}
-		}
+		vol := testservers.PodVolume(pod, m.Name)
 		if vol == nil {
 			t.Fatalf("mount %s names no volume", m.Name)
 		}

@@ -1,9 +1,7 @@
 package cluster
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -19,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/opsight/opsight/internal/conventions"
+	"github.com/opsight/opsight/internal/jsonlines"
 	"github.com/opsight/opsight/internal/simoperator"
 	"github.com/opsight/opsight/internal/testservers"
 	"github.com/opsight/opsight/operator-sidecar/webhook"
@@ -244,14 +244,10 @@ func waitChildren(t *testing.T, cs *kubernetes.Clientset, prefix string, n int) 
 
 // otlpSpan is what these checks read of a span in the sidecar's OTLP JSON.
 type otlpSpan struct {
-	Service                             string `json:"-"` // the sender's service.name
+	Service                             string // the sender's service.name
 	TraceID, SpanID, ParentSpanID, Name string
-	Kind                                int
-	StartTimeUnixNano                   string
-	Attributes                          []struct {
-		Key   string
-		Value struct{ StringValue string }
-	}
+	Kind                                ptrace.SpanKind
+	Start                               time.Time
 }
 
 // readSpans reads the sidecar's OTLP JSON trace files.
@@ -259,52 +255,33 @@ func readSpans(t *testing.T, stateDir string) []otlpSpan {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(stateDir, "out", "traces-*.jsonl"))
 	var spans []otlpSpan
+	decode := func(line []byte) (ptrace.Traces, error) { return (&ptrace.JSONUnmarshaler{}).UnmarshalTraces(line) }
 	for _, f := range files {
 		fh, err := os.Open(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sc := bufio.NewScanner(fh)
-		sc.Buffer(make([]byte, 1<<20), 64<<20)
-		for sc.Scan() {
-			var req struct {
-				ResourceSpans []struct {
-					Resource struct {
-						Attributes []struct {
-							Key   string
-							Value struct{ StringValue string }
-						}
-					}
-					ScopeSpans []struct{ Spans []otlpSpan }
-				}
-			}
-			if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			for _, rs := range req.ResourceSpans {
+		err = jsonlines.Each(fh, f, 64<<20, decode, func(_ int, td ptrace.Traces) {
+			for _, rs := range td.ResourceSpans().All() {
 				// The sidecar gives every span its pod's service identity and
 				// keeps what the sender said in opsight.original_service_name.
-				service, original := "", ""
-				for _, a := range rs.Resource.Attributes {
-					switch a.Key {
-					case "service.name":
-						service = a.Value.StringValue
-					case conventions.AttrOriginalServiceName:
-						original = a.Value.StringValue
-					}
+				attrs := rs.Resource().Attributes()
+				service, _ := attrs.Get("service.name")
+				if orig, ok := attrs.Get(conventions.AttrOriginalServiceName); ok {
+					service = orig
 				}
-				if original != "" {
-					service = original
-				}
-				for _, ss := range rs.ScopeSpans {
-					for _, sp := range ss.Spans {
-						sp.Service = service
-						spans = append(spans, sp)
+				for _, ss := range rs.ScopeSpans().All() {
+					for _, sp := range ss.Spans().All() {
+						spans = append(spans, otlpSpan{Service: service.Str(), TraceID: sp.TraceID().String(), SpanID: sp.SpanID().String(),
+							ParentSpanID: sp.ParentSpanID().String(), Name: sp.Name(), Kind: sp.Kind(), Start: sp.StartTimestamp().AsTime()})
 					}
 				}
 			}
-		}
+		})
 		fh.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	return spans
 }
@@ -323,7 +300,7 @@ func checkTraceJoin(t *testing.T, op *operatorPod, loki *testservers.StrictLoki)
 	}
 	children := map[string]int{}
 	for _, s := range spans {
-		if p, ok := reconciles[s.ParentSpanID]; ok && s.TraceID == p.TraceID && s.Kind == 3 { // SPAN_KIND_CLIENT
+		if p, ok := reconciles[s.ParentSpanID]; ok && s.TraceID == p.TraceID && s.Kind == ptrace.SpanKindClient {
 			children[s.Name]++
 		}
 	}
@@ -373,25 +350,21 @@ func checkTraceJoin(t *testing.T, op *operatorPod, loki *testservers.StrictLoki)
 		t.Errorf("%d of %d reconcile lines without a trace_id, %d with one no Reconcile span has", lines-withTrace, lines, unknown)
 	}
 	if len(logged) < len(traces) {
-		var last uint64
+		var last time.Time
 		for _, s := range reconciles {
-			last = max(last, startNanos(s))
+			if s.Start.After(last) {
+				last = s.Start
+			}
 		}
 		var missing []string
 		for _, s := range reconciles {
 			if !logged[s.TraceID] {
-				missing = append(missing, fmt.Sprintf("%s (%v before the last)", s.TraceID, time.Duration(last-startNanos(s))))
+				missing = append(missing, fmt.Sprintf("%s (%v before the last)", s.TraceID, last.Sub(s.Start)))
 			}
 		}
 		t.Errorf("%d of %d reconciles have no log line carrying their trace_id: %s; Loki discarded %v",
 			len(missing), len(traces), strings.Join(missing, ", "), loki.Discarded())
 	}
-}
-
-func startNanos(s otlpSpan) uint64 {
-	var n uint64
-	fmt.Sscan(s.StartTimeUnixNano, &n)
-	return n
 }
 
 // releasegate runs the gate and returns its output and exit code.

@@ -100,12 +100,7 @@ func injectSidecar(t *testing.T, values ...string) *injectedPod {
 	// The kubelet's side of the volumes: where each mount comes from here.
 	var mounts []testservers.BindMount
 	for _, m := range side.VolumeMounts {
-		var vol *corev1.Volume
-		for i := range patched.Spec.Volumes {
-			if patched.Spec.Volumes[i].Name == m.Name {
-				vol = &patched.Spec.Volumes[i]
-			}
-		}
+		vol := testservers.PodVolume(patched, m.Name)
 		if vol == nil {
 			t.Fatalf("mount %s names no volume", m.Name)
 		}

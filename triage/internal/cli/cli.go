@@ -205,6 +205,18 @@ func MainWith(args []string, stdin io.Reader, stdout, stderr io.Writer, now func
 		return fail(fmt.Errorf("--format %q: expected text, markdown or json", format))
 	}
 
+	// report prints the report of either mode; its exit code is the run's.
+	report := func(r *analysis.Report, err error) int {
+		if err != nil {
+			return fail(err)
+		}
+		noteAlert(r, tg)
+		if err := render.Write(stdout, r, f); err != nil {
+			return fail(fmt.Errorf("writing the report: %v", err))
+		}
+		return r.ExitCode
+	}
+
 	if isOnline {
 		if o.Service == "" {
 			return fail(errors.New("online: pass --service (service_name of the span metrics) or --alert"))
@@ -226,14 +238,7 @@ func MainWith(args []string, stdin io.Reader, stdout, stderr io.Writer, now func
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		r, err := onlineRun(ctx, onlineSources(promURL, tempoURL, lokiURL), o)
-		if err != nil {
-			return fail(err)
-		}
-		noteAlert(r, tg)
-		if err := render.Write(stdout, r, f); err != nil {
-			return fail(fmt.Errorf("writing the report: %v", err))
-		}
-		return r.ExitCode
+		return report(r, err)
 	}
 	files, err := data.Glob("--traces", traces)
 	if err != nil {
@@ -267,15 +272,7 @@ func MainWith(args []string, stdin io.Reader, stdout, stderr io.Writer, now func
 			o.From = o.To.Add(-window)
 		}
 	}
-	r, err := analysis.Run(in, o)
-	if err != nil {
-		return fail(err)
-	}
-	noteAlert(r, tg)
-	if err := render.Write(stdout, r, f); err != nil {
-		return fail(fmt.Errorf("writing the report: %v", err))
-	}
-	return r.ExitCode
+	return report(analysis.Run(in, o))
 }
 
 // onlineRun is online.Run (a variable for tests of the flags alone).

@@ -373,9 +373,39 @@ func podZones(spans []data.Span) map[string]string {
 // fetchTraces gets traces by id, parallel at most n; a trace Tempo does
 // not know (404: not yet searchable, or aged out) is left out.
 func fetchTraces(ctx context.Context, c Client, ids []data.TraceID, n int) ([]data.Span, error) {
-	res := make([][]data.Span, len(ids))
+	type got struct {
+		spans   []data.Span
+		missing bool
+	}
+	res, err := eachTrace(ids, n, func(id data.TraceID) (got, error) {
+		spans, err := c.Trace(ctx, id.String())
+		if err != nil && strings.Contains(err.Error(), " 404 ") {
+			return got{missing: true}, nil
+		}
+		return got{spans: spans}, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []data.Span
+	nMissing := 0
+	for _, r := range res {
+		if r.missing {
+			nMissing++
+		}
+		out = append(out, r.spans...)
+	}
+	if len(ids) > 0 {
+		c.note("/api/v2/traces/<id>", fmt.Sprintf("%d trace ids", len(ids)), fmt.Sprintf("%d spans; %d not found", len(out), nMissing))
+	}
+	return out, nil
+}
+
+// eachTrace calls f for every id, at most n at a time, and returns the
+// results in the order of ids, or the first error in that order.
+func eachTrace[T any](ids []data.TraceID, n int, f func(data.TraceID) (T, error)) ([]T, error) {
+	res := make([]T, len(ids))
 	errs := make([]error, len(ids))
-	missing := make([]bool, len(ids))
 	sem := make(chan struct{}, n)
 	var wg sync.WaitGroup
 	for i, id := range ids {
@@ -384,30 +414,16 @@ func fetchTraces(ctx context.Context, c Client, ids []data.TraceID, n int) ([]da
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			spans, err := c.Trace(ctx, id.String())
-			if err != nil && strings.Contains(err.Error(), " 404 ") {
-				missing[i] = true
-				return
-			}
-			res[i], errs[i] = spans, err
+			res[i], errs[i] = f(id)
 		}()
 	}
 	wg.Wait()
-	var out []data.Span
-	nMissing := 0
-	for i := range ids {
-		if errs[i] != nil {
-			return nil, errs[i]
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
 		}
-		if missing[i] {
-			nMissing++
-		}
-		out = append(out, res[i]...)
 	}
-	if len(ids) > 0 {
-		c.note("/api/v2/traces/<id>", fmt.Sprintf("%d trace ids", len(ids)), fmt.Sprintf("%d spans; %d not found", len(out), nMissing))
-	}
-	return out, nil
+	return res, nil
 }
 
 // TraceLinesLogQL is the query for one trace's lines: the stream selector
@@ -425,26 +441,15 @@ func TraceLinesLogQL(sel links.Selector, id data.TraceID) string {
 
 // fetchLogs reads each trace's lines from Loki, parallel at most n.
 func fetchLogs(ctx context.Context, c Client, sel links.Selector, ids []data.TraceID, from, to time.Time, n int) ([]data.Log, error) {
-	res := make([][]data.Log, len(ids))
-	errs := make([]error, len(ids))
-	sem := make(chan struct{}, n)
-	var wg sync.WaitGroup
-	for i, id := range ids {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			res[i], errs[i] = c.Logs(ctx, TraceLinesLogQL(sel, id), from, to, 1000)
-		}()
+	res, err := eachTrace(ids, n, func(id data.TraceID) ([]data.Log, error) {
+		return c.Logs(ctx, TraceLinesLogQL(sel, id), from, to, 1000)
+	})
+	if err != nil {
+		return nil, err
 	}
-	wg.Wait()
 	var out []data.Log
-	for i := range ids {
-		if errs[i] != nil {
-			return nil, errs[i]
-		}
-		out = append(out, res[i]...)
+	for _, r := range res {
+		out = append(out, r...)
 	}
 	q := strings.Replace(TraceLinesLogQL(sel, data.TraceID{}), data.TraceID{}.String(), "<trace id>", 1)
 	c.note("/loki/api/v1/query_range", fmt.Sprintf("%s (one query per trace, %d traces)", q, len(ids)), fmt.Sprintf("%d lines", len(out)))
