@@ -20,6 +20,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/opsight/opsight/alerts"
 	"github.com/opsight/opsight/internal/conventions"
 	"github.com/opsight/opsight/internal/riskpatterns"
 	"github.com/opsight/opsight/internal/selftelemetry"
@@ -377,6 +378,9 @@ func (a *promAPI) walk(node any) ([]string, map[string]bool) {
 		if strings.Contains(name, ":") {
 			return nil, map[string]bool{"__recorded__": true} // recorded series: checked via its rule
 		}
+		if _, ok := alerts.ForeignMetrics[name]; ok {
+			return nil, map[string]bool{"__foreign__": true} // another program's: checked against it
+		}
 		sel := selectorString(name, n["matchers"])
 		s, err := a.matchSeries(sel)
 		if err != nil {
@@ -415,7 +419,7 @@ func (a *promAPI) walk(node any) ([]string, map[string]bool) {
 	case "aggregation":
 		errs, ls := a.walk(n["expr"])
 		merge(ls)
-		if without, _ := n["without"].(bool); !without && len(errs) == 0 && !labels["__recorded__"] {
+		if without, _ := n["without"].(bool); !without && len(errs) == 0 && !labels["__recorded__"] && !labels["__foreign__"] {
 			g, _ := n["grouping"].([]any)
 			for _, l := range g {
 				if name, _ := l.(string); !labels[name] {

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/opsight/opsight/alerts"
 	"github.com/opsight/opsight/internal/conventions"
 	"github.com/opsight/opsight/operator-sidecar/webhook"
 )
@@ -327,7 +328,7 @@ func failOpenCount(t *testing.T) float64 {
 	}
 	var sum float64
 	for _, line := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(line, "apiserver_admission_webhook_fail_open_count{") && strings.Contains(line, `opsight.dev"`) {
+		if strings.HasPrefix(line, alerts.APIServerWebhookFailOpen+"{") && strings.Contains(line, `name="inject.opsight.dev"`) {
 			var v float64
 			if _, err := fmt.Sscan(line[strings.LastIndex(line, " ")+1:], &v); err == nil {
 				sum += v
