@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -219,7 +218,7 @@ func (p *Prometheus) Fetch(ctx context.Context, q Query) (*Result, error) {
 			if side.Hist != nil {
 				continue // native histogram already there: finer
 			}
-			h, count := classicToBuckets(c)
+			h, count := stats.FromCumulative(c)
 			if count <= 0 {
 				continue
 			}
@@ -265,29 +264,6 @@ func (p *Prometheus) Fetch(ctx context.Context, q Query) (*Result, error) {
 		return nil, err
 	}
 	return res, nil
-}
-
-// classicToBuckets turns cumulative le counts into buckets.
-func classicToBuckets(c map[float64]float64) (*stats.Histogram, float64) {
-	les := make([]float64, 0, len(c))
-	for le := range c {
-		les = append(les, le)
-	}
-	slices.Sort(les)
-	h := &stats.Histogram{}
-	prevLe, prevCum := 0.0, 0.0
-	for _, le := range les {
-		cum := c[le]
-		// increase() extrapolates each bucket on its own, so cumulative
-		// counts can dip by a hair; never let a bucket go negative.
-		if cum < prevCum {
-			cum = prevCum
-		}
-		h.Buckets = append(h.Buckets, stats.Bucket{Lower: prevLe, Upper: le, Count: cum - prevCum})
-		prevLe, prevCum = le, cum
-	}
-	h.Normalize()
-	return h, prevCum
 }
 
 func (p *Prometheus) query(ctx context.Context, promql string, at time.Time) (*PromResponse, error) {

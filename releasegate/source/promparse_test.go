@@ -48,7 +48,7 @@ func TestParsePromErrors(t *testing.T) {
 
 func TestClassicToBuckets(t *testing.T) {
 	// increase() extrapolates each series alone: a cumulative count may dip.
-	h, total := classicToBuckets(map[float64]float64{0.1: 5, 0.25: 4.99, 0.5: 9, math.Inf(1): 10})
+	h, total := stats.FromCumulative(map[float64]float64{0.1: 5, 0.25: 4.99, 0.5: 9, math.Inf(1): 10})
 	if total != 10 || h.Buckets[0].Upper != 0.1 || h.Buckets[len(h.Buckets)-1].Lower != 0.5 {
 		t.Errorf("total %v buckets %+v", total, h.Buckets)
 	}

@@ -37,6 +37,28 @@ func (h *Histogram) Normalize() {
 	h.Buckets = out
 }
 
+// FromCumulative builds a histogram from Prometheus classic buckets:
+// cumulative counts by upper bound (le; +Inf included), e.g. the increase()
+// of each _bucket series. It returns the histogram and the total count.
+// increase() extrapolates each bucket on its own, so a cumulative count can
+// dip below the one before by a hair: a bucket never goes negative.
+func FromCumulative(le map[float64]float64) (*Histogram, float64) {
+	bounds := make([]float64, 0, len(le))
+	for b := range le {
+		bounds = append(bounds, b)
+	}
+	sort.Float64s(bounds)
+	h := &Histogram{}
+	prevLe, prevCum := 0.0, 0.0
+	for _, b := range bounds {
+		cum := max(le[b], prevCum)
+		h.Buckets = append(h.Buckets, Bucket{Lower: prevLe, Upper: b, Count: cum - prevCum})
+		prevLe, prevCum = b, cum
+	}
+	h.Normalize()
+	return h, prevCum
+}
+
 // Total is the number of observations.
 func (h *Histogram) Total() float64 {
 	var t float64

@@ -131,7 +131,7 @@ func (c Client) SpanSeries(ctx context.Context, sel Matchers, side int, from, to
 		if s := byKey[k]; s != nil && s.Hist != nil {
 			continue // the native histogram is finer
 		}
-		h, count := classicBuckets(cm)
+		h, count := stats.FromCumulative(cm)
 		if count > 0 {
 			s := get(map[string]string{"span_name": k.span, "span_kind": k.kind, conventions.LabelRevision: k.rev, conventions.LabelPod: k.pod})
 			s.Hist, s.Count = h, count
@@ -164,26 +164,6 @@ func (c Client) SpanSeries(ctx context.Context, sel Matchers, side int, from, to
 		out = append(out, *s)
 	}
 	return out, nil
-}
-
-// classicBuckets turns cumulative le counts into buckets; increase()
-// extrapolates each bucket on its own, so a cumulative count can dip by a
-// hair: a bucket never goes negative.
-func classicBuckets(c map[float64]float64) (*stats.Histogram, float64) {
-	les := make([]float64, 0, len(c))
-	for le := range c {
-		les = append(les, le)
-	}
-	slices.Sort(les)
-	h := &stats.Histogram{}
-	prevLe, prevCum := 0.0, 0.0
-	for _, le := range les {
-		cum := max(c[le], prevCum)
-		h.Buckets = append(h.Buckets, stats.Bucket{Lower: prevLe, Upper: le, Count: cum - prevCum})
-		prevLe, prevCum = le, cum
-	}
-	h.Normalize()
-	return h, prevCum
 }
 
 // LogCounts reads the sidecar's log counters over [from, to] (lines, and
