@@ -229,9 +229,7 @@ func StartControlPlane(opts ControlPlaneOptions) (cp *ControlPlane, err error) {
 		"--service-account-private-key-file="+pki.path("sa.key"),
 		"--root-ca-file="+pki.path("ca.crt"),
 		"--service-cluster-ip-range="+ServiceCIDR,
-		"--use-service-account-credentials=false",
-		// Pods fail over in seconds, not minutes, when a test stops a node's heartbeat.
-		"--concurrent-gc-syncs=5"); err != nil {
+		"--use-service-account-credentials=false"); err != nil {
 		return cp, err
 	}
 	if err := cp.start(bins["kube-scheduler"], "kube-scheduler",
