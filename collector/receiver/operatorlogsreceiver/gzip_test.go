@@ -300,9 +300,7 @@ func TestGzipCompressedWhileStoppedResumesAtOffset(t *testing.T) {
 			appendFile(t, path, lines(80, 100))
 
 			rc2, _ := instance(t, filepath.Join(dir, tc.glob), client, sink, nil)
-			for i := 0; i < goneIdlePolls+2; i++ {
-				pollOK(t, rc2)
-			}
+			settle(t, rc2)
 			wantInOrder(t, seqs(sink), 0, 100)
 		})
 	}

@@ -50,6 +50,14 @@ func pollOK(t *testing.T, rc *operatorLogsReceiver) {
 	}
 }
 
+// settle polls until every file that went idle is let go (goneIdlePolls).
+func settle(t *testing.T, rc *operatorLogsReceiver) {
+	t.Helper()
+	for i := 0; i < goneIdlePolls+2; i++ {
+		pollOK(t, rc)
+	}
+}
+
 func wantExactly(t *testing.T, sink *consumertest.LogsSink, n int) {
 	t.Helper()
 	c := counts(sink)
@@ -291,9 +299,7 @@ func TestRotationCounter(t *testing.T) {
 					pollOK(t, rc)
 				}
 			}
-			for i := 0; i < goneIdlePolls+2; i++ {
-				pollOK(t, rc)
-			}
+			settle(t, rc)
 			if gz, _ := filepath.Glob(filepath.Join(e.dir, "0.log.*.gz")); len(gz) == 0 {
 				t.Fatal("the writer compressed no rotation")
 			}
@@ -315,9 +321,7 @@ func TestRotationCounter(t *testing.T) {
 					pollOK(t, rc)
 				}
 			}
-			for i := 0; i < goneIdlePolls+2; i++ {
-				pollOK(t, rc)
-			}
+			settle(t, rc)
 			return m, 3, n
 		}, true},
 		{"rotated while stopped", func(t *testing.T, e *env) (*selftelemetry.Metrics, int, int) {
@@ -329,9 +333,7 @@ func TestRotationCounter(t *testing.T) {
 			rename(t, e.path, e.path+".20261201-101500")
 			appendFile(t, e.path, lines(20, 30))
 			rc2, m := start(t, e)
-			for i := 0; i < goneIdlePolls+2; i++ {
-				pollOK(t, rc2)
-			}
+			settle(t, rc2)
 			return m, 1, 30
 		}, false},
 		{"rotated and compressed while stopped", func(t *testing.T, e *env) (*selftelemetry.Metrics, int, int) {
@@ -343,9 +345,7 @@ func TestRotationCounter(t *testing.T) {
 			compress(t, e.path+".20261201-101500")
 			appendFile(t, e.path, lines(20, 30))
 			rc2, m := start(t, e)
-			for i := 0; i < goneIdlePolls+2; i++ {
-				pollOK(t, rc2)
-			}
+			settle(t, rc2)
 			return m, 1, 30
 		}, false},
 		{"killed while the renamed file drains: counted by the first run only", func(t *testing.T, e *env) (*selftelemetry.Metrics, int, int) {
@@ -359,9 +359,7 @@ func TestRotationCounter(t *testing.T) {
 				t.Errorf("first run counted %v rotations, want 1", got)
 			}
 			rc2, m := start(t, e)
-			for i := 0; i < goneIdlePolls+2; i++ {
-				pollOK(t, rc2)
-			}
+			settle(t, rc2)
 			return m, 0, 20
 		}, false},
 		{"copytruncate", func(t *testing.T, e *env) (*selftelemetry.Metrics, int, int) {
@@ -409,9 +407,7 @@ func TestRotationCounter(t *testing.T) {
 			compress(t, e.path+".20261201-101500")
 			pollOK(t, rc)
 			appendFile(t, e.path, lines(10, 20))
-			for i := 0; i < goneIdlePolls+2; i++ {
-				pollOK(t, rc)
-			}
+			settle(t, rc)
 			return m, 1, 20
 		}, false},
 	}
