@@ -55,26 +55,19 @@ func kubeVersionLDFlags(dir string) (string, error) {
 
 // ModuleVersion is the version of module mod that the go.mod in dir selects.
 func ModuleVersion(dir, mod string) (string, error) {
-	out, err := moduleField(dir, mod, "{{.Version}}")
-	return out, err
+	return moduleField(dir, mod, "{{.Version}}")
 }
 
-// ModuleDir is the module cache directory of module mod as the go.mod in
-// dir selects it (downloaded if needed): where its non-Go files (CRDs,
-// stage definitions) are read from.
+// ModuleDir is the module cache directory of module mod (downloaded if
+// needed): as the go.mod in dir selects it, or at the version mod names
+// (mod@version). Non-Go files (CRDs, stage definitions) are read from there.
 func ModuleDir(dir, mod string) (string, error) {
-	if _, err := moduleField(dir, mod, "{{.Dir}}"); err != nil {
-		return "", err
-	}
 	cmd := exec.Command("go", "mod", "download", "-json", mod)
 	cmd.Dir = dir
 	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("go mod download %s in %s: %v", mod, dir, err)
-	}
 	var m struct{ Dir, Error string }
-	if err := json.Unmarshal(out, &m); err != nil || m.Dir == "" {
-		return "", fmt.Errorf("go mod download %s: %v %s", mod, err, m.Error)
+	if jerr := json.Unmarshal(out, &m); err != nil || jerr != nil || m.Dir == "" {
+		return "", fmt.Errorf("go mod download %s in %s: %v %s", mod, dir, err, m.Error)
 	}
 	return m.Dir, nil
 }

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -42,17 +40,8 @@ func (c crdSource) dir() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.Command("go", "mod", "download", "-json", c.mod+"@"+c.version)
-	cmd.Dir = root
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("go mod download %s@%s: %v", c.mod, c.version, err)
-	}
-	var m struct{ Dir, Error string }
-	if err := json.Unmarshal(out, &m); err != nil || m.Dir == "" {
-		return "", fmt.Errorf("go mod download %s@%s: %v %s", c.mod, c.version, err, m.Error)
-	}
-	return filepath.Join(m.Dir, c.sub), nil
+	d, err := testservers.ModuleDir(root, c.mod+"@"+c.version)
+	return filepath.Join(d, c.sub), err
 }
 
 func (c crdSource) apply(t *testing.T) {
