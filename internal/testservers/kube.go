@@ -113,6 +113,7 @@ type ControlPlane struct {
 	KwokDir    string // the kwok module's files (CRDs, stages)
 	Version    string // the release the binaries report, e.g. v1.37.2
 	procs      []*exec.Cmd
+	client     *http.Client // cluster-admin, made once the certificates exist
 	logs       []*os.File
 }
 
@@ -171,6 +172,9 @@ func StartControlPlane(opts ControlPlaneOptions) (cp *ControlPlane, err error) {
 	}
 	cp.Kubeconfig = filepath.Join(opts.Dir, "admin.kubeconfig")
 	if err := os.WriteFile(cp.Kubeconfig, []byte(cp.kubeconfig(pki.path("admin.crt"), pki.path("admin.key"))), 0o600); err != nil {
+		return cp, err
+	}
+	if cp.client, err = cp.adminClient(); err != nil {
 		return cp, err
 	}
 
@@ -347,8 +351,9 @@ func (cp *ControlPlane) withLogs(err error) error {
 	return errors.New(b.String())
 }
 
-// HTTPClient authenticates as cluster-admin.
-func (cp *ControlPlane) HTTPClient() (*http.Client, error) {
+// adminClient authenticates as cluster-admin; StartControlPlane makes one,
+// so requests (polls among them) reuse its connections.
+func (cp *ControlPlane) adminClient() (*http.Client, error) {
 	cert, err := tls.LoadX509KeyPair(filepath.Join(cp.Dir, "admin.crt"), filepath.Join(cp.Dir, "admin.key"))
 	if err != nil {
 		return nil, err
@@ -369,16 +374,12 @@ func (cp *ControlPlane) Do(method, path string, body []byte) ([]byte, error) {
 }
 
 func (cp *ControlPlane) do(method, path, contentType string, body []byte) ([]byte, error) {
-	c, err := cp.HTTPClient()
-	if err != nil {
-		return nil, err
-	}
 	req, err := http.NewRequestWithContext(context.Background(), method, cp.URL+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", contentType)
-	resp, err := c.Do(req)
+	resp, err := cp.client.Do(req)
 	if err != nil {
 		return nil, err
 	}
