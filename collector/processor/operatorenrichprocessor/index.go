@@ -2,6 +2,7 @@ package operatorenrichprocessor
 
 import (
 	"hash/maphash"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,8 @@ import (
 // open-addressing table of ring slots (slotTable), 4 bytes a cell at most
 // 80% full, where a Go map of uint64 to int32 took about 24 bytes an entry:
 // with both, an entry costs about 61 bytes (BenchmarkIndexMemory), 139 with
-// string keys and a map of them.
+// string keys and a map of them. Ring and table live outside the Go heap
+// (offHeap), freed when the index is garbage.
 type spanIndex struct {
 	size int
 	ttl  time.Duration
@@ -37,6 +39,7 @@ type spanIndex struct {
 	count  int            // entries written so far, up to size
 	next   int            // slot written next once the ring is full
 	slots  slotTable      // keyHash.a → slot
+	mem    *offHeap       // ring chunks and table cells
 	notify chan struct{}  // closed (and replaced) when keyed spans arrive; nil if nobody waits
 
 	lastKeyed atomic.Int64 // unix nanos of the last span carrying a key
@@ -89,8 +92,10 @@ func hashKey(k string) keyHash {
 }
 
 func newSpanIndex(size int, ttl time.Duration) *spanIndex {
-	ix := &spanIndex{size: size, ttl: ttl, created: time.Now().UnixNano()}
+	ix := &spanIndex{size: size, ttl: ttl, created: time.Now().UnixNano(), mem: new(offHeap)}
 	ix.slots.keyOf = func(slot int32) uint64 { return ix.entry(int(slot)).key.a }
+	ix.slots.mem = ix.mem
+	runtime.AddCleanup(ix, (*offHeap).freeAll, ix.mem)
 	return ix
 }
 
@@ -154,7 +159,7 @@ func (ix *spanIndex) addLocked(s *keyedSpan, at int64) {
 	if ix.count < ix.size {
 		if c := ix.count / ringChunk; c == len(ix.ring) {
 			// The last chunk only as large as size leaves room for.
-			ix.ring = append(ix.ring, make([]indexEntry, min(ringChunk, ix.size-c*ringChunk)))
+			ix.ring = append(ix.ring, offHeapSlice[indexEntry](ix.mem, min(ringChunk, ix.size-c*ringChunk)))
 		}
 		slot = ix.count
 		ix.count++
@@ -198,6 +203,7 @@ type slotTable struct {
 	cells []int32
 	n     int
 	keyOf func(slot int32) uint64
+	mem   *offHeap // where cells come from; nil: the heap
 }
 
 func (t *slotTable) find(h uint64) (i int, ok bool) {
@@ -238,7 +244,8 @@ func (t *slotTable) put(h uint64, slot int32) {
 
 func (t *slotTable) grow() {
 	old := t.cells
-	t.cells = make([]int32, max(2*len(old), 1024))
+	t.cells = offHeapSlice[int32](t.mem, max(2*len(old), 1024))
+	defer freeSlice(t.mem, old)
 	mask := len(t.cells) - 1
 	for _, c := range old {
 		if c == 0 {

@@ -292,6 +292,9 @@ func findRotatedCopy(path string, fp []byte, from int64) *os.File {
 // spent, which sets rc.more so the next poll follows at once), turning
 // complete lines into records.
 func (r *reader) readAll(all bool) error {
+	if r.buf == nil {
+		r.buf = make([]byte, r.rc.smallBuf())
+	}
 	budget := r.rc.readBudget
 	var read int // this call: grow the buffer only for a real backlog
 	for all || budget > 0 {
@@ -329,6 +332,13 @@ func (r *reader) readAll(all bool) error {
 	}
 	r.rc.more = true
 	return nil
+}
+
+// releasable reports whether the reader's buffer can go while it idles: a
+// drained rotated file, with no partial line or long-line piece buffered (a
+// gzip file is closed once read to its end instead).
+func (r *reader) releasable() bool {
+	return r.rotated && r.idle >= goneIdlePolls && r.n == 0 && !r.long.active && r.gz == nil
 }
 
 // resizeBuf replaces the buffer by one of size, keeping its unread bytes;

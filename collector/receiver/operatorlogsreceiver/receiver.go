@@ -321,11 +321,13 @@ func (rc *operatorLogsReceiver) poll() error {
 		before := r.readOff()
 		more := rc.more
 		rc.more = false
-		if err := r.readAll(false); err != nil {
-			if rc.ctx.Err() != nil {
-				return rc.ctx.Err()
+		if r.buf != nil || size > before {
+			if err := r.readAll(false); err != nil {
+				if rc.ctx.Err() != nil {
+					return rc.ctx.Err()
+				}
+				rc.logger.Warn("operatorlogs: reading failed; will retry", zapPath(r.path), zap.Error(err))
 			}
-			rc.logger.Warn("operatorlogs: reading failed; will retry", zapPath(r.path), zap.Error(err))
 		}
 		if rc.more {
 			if behind == nil {
@@ -336,7 +338,13 @@ func (rc *operatorLogsReceiver) poll() error {
 		rc.more = rc.more || more
 		if r.readOff() == before && r.readOff() >= size {
 			r.idle++
-			r.resizeBuf(rc.smallBuf()) // caught up: give the backlog's buffer back
+			if r.releasable() {
+				// Kept open until it is gone (the runtime keeps the last few
+				// rotations, each a reader here), it is written no more.
+				r.buf = nil
+			} else {
+				r.resizeBuf(rc.smallBuf()) // caught up: give the backlog's buffer back
+			}
 		} else {
 			r.idle = 0
 		}
