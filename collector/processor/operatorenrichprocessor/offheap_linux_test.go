@@ -3,8 +3,10 @@ package operatorenrichprocessor
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"testing"
 	"time"
 	"unsafe"
@@ -40,14 +42,14 @@ func TestSpanIndexOffHeap(t *testing.T) {
 	}
 	ring := uintptr(unsafe.Pointer(&ix.ring[0][0]))
 	cells := uintptr(unsafe.Pointer(&ix.slots.cells[0]))
-	if !mapped(t, ring) || !mapped(t, cells) {
+	if !inMaps(t, ring) || !inMaps(t, cells) {
 		t.Fatalf("ring %#x or cells %#x not in /proc/self/maps", ring, cells)
 	}
 	runtime.KeepAlive(ix)
 
 	ix = nil
 	deadline := time.Now().Add(10 * time.Second)
-	for mapped(t, ring) || mapped(t, cells) {
+	for inMaps(t, ring) || inMaps(t, cells) {
 		if time.Now().After(deadline) {
 			t.Fatal("the index's memory is still mapped 10 s after it became garbage")
 		}
@@ -56,8 +58,8 @@ func TestSpanIndexOffHeap(t *testing.T) {
 	}
 }
 
-// mapped reports whether addr lies in a mapping of this process.
-func mapped(t *testing.T, addr uintptr) bool {
+// inMaps reports whether addr lies in a mapping of this process.
+func inMaps(t *testing.T, addr uintptr) bool {
 	t.Helper()
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
@@ -75,4 +77,63 @@ func mapped(t *testing.T, addr uintptr) bool {
 		t.Fatal(err)
 	}
 	return false
+}
+
+// While a memory limit is set, what the index maps is taken off it (at most
+// a quarter of it), and given back when the index is garbage.
+func TestOffHeapLowersMemoryLimit(t *testing.T) {
+	const set = 64 << 20
+	old := debug.SetMemoryLimit(set)
+	defer debug.SetMemoryLimit(old)
+	limitNow := func() (limit, bytes int64) {
+		mapped.mu.Lock()
+		defer mapped.mu.Unlock()
+		return debug.SetMemoryLimit(-1), mapped.bytes
+	}
+	settleMapped := func() {
+		// Indexes of earlier tests may still be waiting for their cleanup.
+		for range 5 {
+			runtime.GC()
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	settleMapped()
+	_, base := limitNow()
+
+	ix := newSpanIndex(100_000, time.Hour)
+	spans := make([]keyedSpan, 100_000)
+	for k := range spans {
+		spans[k] = keyedSpan{key: fmt.Sprintf("reconcile-%d", k)}
+	}
+	ix.add(spans, time.Now())
+	limit, bytes := limitNow()
+	if bytes-base < int64(ix.mem.bytes) || ix.mem.bytes < 100_000*int(unsafe.Sizeof(indexEntry{})) {
+		t.Fatalf("index maps %d bytes, process %d (%d before)", ix.mem.bytes, bytes, base)
+	}
+	if want := set - min(bytes, set/4); limit != want {
+		t.Errorf("memory limit %d with %d bytes mapped, want %d", limit, bytes, want)
+	}
+	runtime.KeepAlive(ix)
+
+	ix = nil
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		settleMapped()
+		limit, bytes = limitNow()
+		if bytes == base || time.Now().After(deadline) {
+			break
+		}
+	}
+	if want := set - min(bytes, set/4); bytes != base || limit != want {
+		t.Errorf("after the index: limit %d with %d bytes mapped, want %d and %d", limit, bytes, want, base)
+	}
+
+	// Without a limit nothing is set.
+	debug.SetMemoryLimit(math.MaxInt64)
+	ix = newSpanIndex(1000, time.Hour)
+	ix.add(spans[:1000], time.Now())
+	if limit, _ := limitNow(); limit != math.MaxInt64 {
+		t.Errorf("no limit set, but the index set %d", limit)
+	}
+	runtime.KeepAlive(ix)
 }
