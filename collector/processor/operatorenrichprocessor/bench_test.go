@@ -209,11 +209,7 @@ func BenchmarkIndexMemory(b *testing.B) {
 	const n = 100_000
 	var heap, mapped float64
 	for i := 0; i < b.N; i++ {
-		spans := make([]keyedSpan, n)
-		for k := range spans {
-			spans[k] = keyedSpan{key: fmt.Sprintf("6b3a0a5e-2d2c-4d7e-9c1e-%012d", k)}
-			spans[k].trace[0], spans[k].span[0] = 1, 1
-		}
+		spans := reconcileSpans(n)
 		var ms runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&ms)

@@ -112,3 +112,14 @@ func TestSpanIndexChunkedRing(t *testing.T) {
 		}
 	}
 }
+
+// reconcileSpans returns n keyed spans whose keys are 36-byte UUIDs, as
+// controller-runtime's reconcile ids are.
+func reconcileSpans(n int) []keyedSpan {
+	spans := make([]keyedSpan, n)
+	for k := range spans {
+		spans[k] = keyedSpan{key: fmt.Sprintf("6b3a0a5e-2d2c-4d7e-9c1e-%012d", k)}
+		spans[k].trace[0], spans[k].span[0] = 1, 1
+	}
+	return spans
+}

@@ -16,11 +16,7 @@ import (
 // them to the system once it is garbage.
 func TestSpanIndexOffHeap(t *testing.T) {
 	const n = 50_000
-	spans := make([]keyedSpan, n)
-	for k := range spans {
-		spans[k] = keyedSpan{key: fmt.Sprintf("reconcile-%d", k)}
-		spans[k].trace[0], spans[k].span[0] = 1, 1
-	}
+	spans := reconcileSpans(n)
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
@@ -101,10 +97,7 @@ func TestOffHeapLowersMemoryLimit(t *testing.T) {
 	_, base := limitNow()
 
 	ix := newSpanIndex(100_000, time.Hour)
-	spans := make([]keyedSpan, 100_000)
-	for k := range spans {
-		spans[k] = keyedSpan{key: fmt.Sprintf("reconcile-%d", k)}
-	}
+	spans := reconcileSpans(100_000)
 	ix.add(spans, time.Now())
 	limit, bytes := limitNow()
 	if bytes-base < int64(ix.mem.bytes) || ix.mem.bytes < 100_000*int(unsafe.Sizeof(indexEntry{})) {
