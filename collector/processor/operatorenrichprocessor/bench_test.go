@@ -209,23 +209,12 @@ func BenchmarkIndexMemory(b *testing.B) {
 	const n = 100_000
 	var heap, mapped float64
 	for i := 0; i < b.N; i++ {
-		spans := reconcileSpans(n)
-		var ms runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&ms)
-		before := ms.HeapAlloc
-		ix := newSpanIndex(n, time.Hour)
-		for k := 0; k < n; k += 1000 {
-			ix.add(spans[k:k+1000], time.Now())
-		}
-		runtime.GC()
-		runtime.ReadMemStats(&ms)
-		heap = (float64(ms.HeapAlloc) - float64(before)) / n
+		ix, grew := fillIndex(n)
+		heap = float64(grew) / n
 		mapped = float64(ix.mem.bytes) / n
 		if ix.len() != n {
 			b.Fatalf("index has %d entries", ix.len())
 		}
-		runtime.KeepAlive(spans)
 		runtime.KeepAlive(ix)
 	}
 	b.ReportMetric(heap, "heap-bytes/index-entry")

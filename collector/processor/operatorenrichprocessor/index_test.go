@@ -3,6 +3,7 @@ package operatorenrichprocessor
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -122,4 +123,22 @@ func reconcileSpans(n int) []keyedSpan {
 		spans[k].trace[0], spans[k].span[0] = 1, 1
 	}
 	return spans
+}
+
+// fillIndex returns a new index filled with n reconcile spans, and how much
+// the Go heap grew for it.
+func fillIndex(n int) (*spanIndex, int64) {
+	spans := reconcileSpans(n)
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+	ix := newSpanIndex(n, time.Hour)
+	for k := 0; k < n; k += 1000 {
+		ix.add(spans[k:min(k+1000, n)], time.Now())
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	runtime.KeepAlive(spans)
+	return ix, int64(ms.HeapAlloc) - int64(before)
 }
