@@ -154,6 +154,7 @@ func run(o options) error {
 		}
 	}
 	printTable(variants)
+	goals := throughputGoals(variants)
 
 	if o.steady > 0 && runOpsight {
 		s, err := runSteady(o, o.opsightBin, sk, work)
@@ -171,7 +172,9 @@ func run(o options) error {
 			fmt.Printf("  under a %d MiB memory limit (GOMEMLIMIT %d MiB): working set median %.1f MiB, max %.1f MiB; OOM kills %d\n",
 				o.memLimitMiB, o.memLimitMiB*9/10, mib(s.wsMedian), mib(s.wsMax), s.oomKills)
 		}
+		goals = append(goals, steadyGoals(o, s)...)
 	}
+	printGoals(goals)
 	return nil
 }
 
