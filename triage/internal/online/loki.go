@@ -44,20 +44,14 @@ func (c Client) Logs(ctx context.Context, query string, from, to time.Time, limi
 	if err := c.get(ctx, "/loki/api/v1/query_range", q, hdr, &a); err != nil {
 		return nil, err
 	}
-	return LokiLogs(a)
+	return lokiLogs(a)
 }
 
 // ParseLokiLogs decodes a query_range answer.
-func ParseLokiLogs(b []byte) ([]data.Log, error) {
-	var a lokiAnswer
-	if err := json.Unmarshal(b, &a); err != nil {
-		return nil, err
-	}
-	return LokiLogs(a)
-}
+func ParseLokiLogs(b []byte) ([]data.Log, error) { return decode(b, lokiLogs) }
 
-// LokiLogs converts a decoded answer, oldest first.
-func LokiLogs(a lokiAnswer) ([]data.Log, error) {
+// lokiLogs converts a decoded answer, oldest first.
+func lokiLogs(a lokiAnswer) ([]data.Log, error) {
 	if a.Status != "success" {
 		return nil, fmt.Errorf("loki: status %q", a.Status)
 	}

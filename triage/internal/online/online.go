@@ -64,3 +64,14 @@ func (c Client) get(ctx context.Context, path string, q url.Values, hdr http.Hea
 	}
 	return nil
 }
+
+// decode unmarshals b as an A and converts it as the client does its
+// answers (the Parse functions: recorded fixtures, fuzzing).
+func decode[A, R any](b []byte, convert func(A) (R, error)) (R, error) {
+	var a A
+	if err := json.Unmarshal(b, &a); err != nil {
+		var zero R
+		return zero, err
+	}
+	return convert(a)
+}

@@ -3,7 +3,6 @@ package online
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"math"
 	"net/url"
@@ -48,21 +47,15 @@ func (c Client) Exemplars(ctx context.Context, query string, from, to time.Time)
 	if err := c.get(ctx, "/api/v1/query_exemplars", q, nil, &a); err != nil {
 		return nil, err
 	}
-	return PromExemplars(a)
+	return exemplarsOf(a)
 }
 
 // ParsePromExemplars decodes a query_exemplars answer.
-func ParsePromExemplars(b []byte) ([]Exemplar, error) {
-	var a promExemplars
-	if err := json.Unmarshal(b, &a); err != nil {
-		return nil, err
-	}
-	return PromExemplars(a)
-}
+func ParsePromExemplars(b []byte) ([]Exemplar, error) { return decode(b, exemplarsOf) }
 
-// PromExemplars converts a decoded answer; exemplars without a valid
+// exemplarsOf converts a decoded answer; exemplars without a valid
 // trace_id are left out (they cannot be followed).
-func PromExemplars(a promExemplars) ([]Exemplar, error) {
+func exemplarsOf(a promExemplars) ([]Exemplar, error) {
 	if a.Status != "success" {
 		return nil, fmt.Errorf("prometheus: %s: %s", a.ErrorType, a.Error)
 	}

@@ -61,20 +61,14 @@ func (c Client) Trace(ctx context.Context, id string) ([]data.Span, error) {
 	if err := c.get(ctx, "/api/v2/traces/"+id, nil, nil, &t); err != nil {
 		return nil, err
 	}
-	return TempoSpans(t)
+	return tempoSpans(t)
 }
 
 // ParseTempoTrace decodes a trace-by-id answer (v1 or v2).
-func ParseTempoTrace(b []byte) ([]data.Span, error) {
-	var t tempoTrace
-	if err := json.Unmarshal(b, &t); err != nil {
-		return nil, err
-	}
-	return TempoSpans(t)
-}
+func ParseTempoTrace(b []byte) ([]data.Span, error) { return decode(b, tempoSpans) }
 
-// TempoSpans converts a decoded answer.
-func TempoSpans(t tempoTrace) ([]data.Span, error) {
+// tempoSpans converts a decoded answer.
+func tempoSpans(t tempoTrace) ([]data.Span, error) {
 	rss := t.Batches
 	if t.Trace != nil {
 		rss = append(rss, t.Trace.ResourceSpans...)

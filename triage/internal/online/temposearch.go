@@ -2,7 +2,6 @@ package online
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -37,7 +36,7 @@ func (c Client) Search(ctx context.Context, traceql string, from, to time.Time, 
 	if err := c.get(ctx, "/api/search", q, nil, &a); err != nil {
 		return nil, err
 	}
-	ids, err := TempoSearchIDs(a)
+	ids, err := tempoSearchIDs(a)
 	if err == nil {
 		c.note("/api/search", traceql, fmt.Sprintf("%d traces (limit %d)", len(ids), limit))
 	}
@@ -45,16 +44,10 @@ func (c Client) Search(ctx context.Context, traceql string, from, to time.Time, 
 }
 
 // ParseTempoSearch decodes a search answer into trace ids.
-func ParseTempoSearch(b []byte) ([]data.TraceID, error) {
-	var a tempoSearch
-	if err := json.Unmarshal(b, &a); err != nil {
-		return nil, err
-	}
-	return TempoSearchIDs(a)
-}
+func ParseTempoSearch(b []byte) ([]data.TraceID, error) { return decode(b, tempoSearchIDs) }
 
-// TempoSearchIDs converts a decoded answer, in its order, without repeats.
-func TempoSearchIDs(a tempoSearch) ([]data.TraceID, error) {
+// tempoSearchIDs converts a decoded answer, in its order, without repeats.
+func tempoSearchIDs(a tempoSearch) ([]data.TraceID, error) {
 	var out []data.TraceID
 	seen := map[data.TraceID]bool{}
 	for _, t := range a.Traces {
