@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -25,6 +26,16 @@ func KubeExpand(s string, env map[string]string) string {
 		}
 		return m
 	})
+}
+
+// MountSubPath is where mount m of a volume at src lands: its subPath, or
+// its subPathExpr expanded with the container's env, joined to src.
+func MountSubPath(src string, m corev1.VolumeMount, env map[string]string) string {
+	sub := m.SubPath
+	if m.SubPathExpr != "" {
+		sub = KubeExpand(m.SubPathExpr, env)
+	}
+	return filepath.Join(src, sub)
 }
 
 // BindMount puts a directory of this machine at a container's mount path.

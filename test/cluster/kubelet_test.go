@@ -126,13 +126,7 @@ func kubeletFor(t *testing.T, cs *kubernetes.Clientset, pod *corev1.Pod, name, b
 			t.Fatalf("volume %s: kind not emulated here", vol.Name)
 		}
 		c.HostPath[vol.Name] = src
-		if m.SubPathExpr != "" || m.SubPath != "" {
-			sub := m.SubPath
-			if m.SubPathExpr != "" {
-				sub = testservers.KubeExpand(m.SubPathExpr, c.Env)
-			}
-			src = filepath.Join(src, sub)
-		}
+		src = testservers.MountSubPath(src, m, c.Env)
 		if err := os.MkdirAll(src, 0o755); err != nil {
 			t.Fatal(err)
 		}

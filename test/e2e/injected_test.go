@@ -107,12 +107,7 @@ func injectSidecar(t *testing.T, values ...string) *injectedPod {
 		var src string
 		switch {
 		case vol.HostPath != nil:
-			src = filepath.Join(ip.hostRoot, vol.HostPath.Path)
-			sub := m.SubPath
-			if m.SubPathExpr != "" {
-				sub = testservers.KubeExpand(m.SubPathExpr, ip.env)
-			}
-			src = filepath.Join(src, sub)
+			src = testservers.MountSubPath(filepath.Join(ip.hostRoot, vol.HostPath.Path), m, ip.env)
 			if err := os.MkdirAll(src, 0o755); err != nil {
 				t.Fatal(err)
 			}
